@@ -1,0 +1,259 @@
+"""The `variant-proxy` command line.
+
+variant-proxy serve   [--config PATH] [--host H] [--port N] [--log-level L]
+variant-proxy check   [--config PATH]
+variant-proxy models  [--config PATH] [--json]
+variant-proxy explain [--config PATH] (--endpoint PATH | --jsonl) < input
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+from .config import CLASSES, RouterConfig, load_config
+from .errors import ConfigError, ProxyError, status_of
+from .settings import Settings
+
+__all__ = ["main"]
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="routing config YAML (default: $VARIANT_PROXY_CONFIG or config/router.yaml)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="variant-proxy",
+        description="OpenAI-compatible proxy that routes each request to the best local model.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the proxy")
+    _add_config(serve)
+    serve.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port to bind (default 8780)")
+    serve.add_argument(
+        "--log-level", default=None, choices=["critical", "error", "warning", "info", "debug"]
+    )
+
+    check = sub.add_parser("check", help="validate a config and summarise it")
+    _add_config(check)
+
+    models = sub.add_parser("models", help="list the model names clients can ask for")
+    _add_config(models)
+    models.add_argument("--json", action="store_true", help="print the /v1/models JSON")
+
+    explain = sub.add_parser("explain", help="show how requests would be routed (nothing is sent)")
+    _add_config(explain)
+    group = explain.add_mutually_exclusive_group()
+    group.add_argument(
+        "--endpoint",
+        default="/v1/chat/completions",
+        help="endpoint of the request body read from stdin (default /v1/chat/completions)",
+    )
+    group.add_argument(
+        "--jsonl",
+        action="store_true",
+        help='read lines of {"endpoint": ..., "body": {...}}, print one decision per line',
+    )
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for key in ("config", "host", "port", "log_level"):
+        value = getattr(args, key, None)
+        if value is not None:
+            overrides[key] = value
+    return Settings(**overrides)
+
+
+def _load(settings: Settings, err: TextIO) -> RouterConfig | None:
+    try:
+        return load_config(settings.config)
+    except ConfigError as exc:
+        print(f"error: invalid config {exc.source}", file=err)
+        for issue in exc.issues:
+            print(f"{issue}", file=err)
+        return None
+
+
+def cmd_check(settings: Settings, out: TextIO, err: TextIO) -> int:
+    cfg = _load(settings, err)
+    if cfg is None:
+        return 1
+    print(f"config {settings.config}: ok", file=out)
+    print(f"backends ({len(cfg.backends)}):", file=out)
+    for name, backend in cfg.backends.items():
+        where = backend.url or f"managed: {' '.join(backend.command or [])}"
+        extra = f", max_concurrency {backend.max_concurrency}" if backend.max_concurrency else ""
+        print(f"  {name:<16} {backend.kind:<9} {where}{extra}", file=out)
+    print(f"variants ({len(cfg.variants)}):", file=out)
+    for name, variant in cfg.variants.items():
+        aliases = f"  aliases: {', '.join(variant.aliases)}" if variant.aliases else ""
+        fim = f"  fim: {variant.fim}" if variant.fim else ""
+        print(f"  {name:<16} {variant.backend}/{variant.model}{fim}{aliases}", file=out)
+    print("routes:", file=out)
+    for cls in (*CLASSES, "embeddings"):
+        route = cfg.routes.for_class(cls)
+        if not route:
+            if cls != "embeddings":
+                print(f"  {cls:<16} -> {cfg.routes.default} (default)", file=out)
+            continue
+        parts = [c.variant + (f" ({c.weight:g})" if c.weight else "") for c in route]
+        print(f"  {cls:<16} -> {', '.join(parts)}", file=out)
+    print(f"  {'default':<16} -> {cfg.routes.default}", file=out)
+    print(f"classifier: {len(cfg.classifier.rules)} rules", file=out)
+    return 0
+
+
+def cmd_models(settings: Settings, as_json: bool, out: TextIO, err: TextIO) -> int:
+    cfg = _load(settings, err)
+    if cfg is None:
+        return 1
+    from .app import Proxy
+
+    listing = Proxy(cfg, source=str(settings.config)).models()
+    if as_json:
+        print(json.dumps(listing, indent=2), file=out)
+        return 0
+    for item in listing["data"]:
+        info = item["variant_proxy"]
+        kind = info["kind"]
+        if kind == "variant":
+            detail = f"{info['backend']}/{info['backend_model']}"
+        elif kind == "alias":
+            detail = f"alias of {info['variant']}"
+        elif kind == "class":
+            detail = "route: " + ", ".join(info["candidates"])
+        else:
+            detail = info["route"]
+        print(f"{item['id']:<24} {kind:<8} {detail}", file=out)
+    return 0
+
+
+def _explain_one(rt: Any, path: str, body: Any) -> dict[str, Any]:
+    from .app import _PATH_TO_ENDPOINT, parse_payload
+
+    endpoint = _PATH_TO_ENDPOINT.get(path)
+    if endpoint is None:
+        return {"error": {"message": f"unknown endpoint {path!r}", "code": "invalid_request"}}
+    try:
+        raw = body if isinstance(body, bytes) else orjson.dumps(body)
+        payload = parse_payload(endpoint, raw)
+        decision: dict[str, Any] = rt.decide(endpoint, payload).as_dict()
+        return decision
+    except ProxyError as exc:
+        result = exc.body()
+        result["status"] = status_of(exc)
+        return result
+
+
+def cmd_explain(
+    settings: Settings, endpoint: str, jsonl: bool, inp: TextIO, out: TextIO, err: TextIO
+) -> int:
+    cfg = _load(settings, err)
+    if cfg is None:
+        return 1
+    from .app import Runtime
+
+    rt = Runtime(cfg, str(settings.config), {n: 0 for n in cfg.backends})
+    if not jsonl:
+        data = inp.read().encode()
+        result = _explain_one(rt, endpoint, data)
+        print(json.dumps(result, indent=2, ensure_ascii=False), file=out)
+        return 1 if "error" in result else 0
+    failures = 0
+    for lineno, line in enumerate(inp, 1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            item = orjson.loads(line)
+            if not isinstance(item, dict):
+                raise ValueError("each line must be a JSON object")
+            result = _explain_one(
+                rt, str(item.get("endpoint", "/v1/chat/completions")), item.get("body")
+            )
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            result = {"error": {"message": f"line {lineno}: {exc}", "code": "invalid_json"}}
+        if "error" in result:
+            failures += 1
+        out.write(orjson.dumps(result).decode() + "\n")
+    return 1 if failures else 0
+
+
+def cmd_serve(settings: Settings, err: TextIO) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        app = create_app(settings.config)
+    except ConfigError as exc:
+        print(f"error: invalid config {exc.source}", file=err)
+        for issue in exc.issues:
+            print(f"{issue}", file=err)
+        return 1
+    proxy = app.state.proxy
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"variant-proxy listening on {base}/v1  (metrics: {base}/metrics)", file=err, flush=True)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+
+        def reload() -> None:
+            try:
+                proxy.reload()
+            except ConfigError as exc:
+                logging.getLogger("variant_proxy").error("reload failed, keeping config: %s", exc)
+
+        loop.add_signal_handler(signal.SIGHUP, reload)
+        await server.serve()
+
+    asyncio.run(run())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = _settings(args)
+    match args.command:
+        case "serve":
+            return cmd_serve(settings, sys.stderr)
+        case "check":
+            return cmd_check(settings, sys.stdout, sys.stderr)
+        case "models":
+            return cmd_models(settings, args.json, sys.stdout, sys.stderr)
+        case "explain":
+            return cmd_explain(
+                settings, args.endpoint, args.jsonl, sys.stdin, sys.stdout, sys.stderr
+            )
+    return 2

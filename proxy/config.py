@@ -1,0 +1,351 @@
+"""The routing config: a YAML file, validated by one strict, frozen schema.
+
+Loading is all-or-nothing. `load_config` reads the file, expands `${VAR}` and
+`${VAR:-default}` in string values, validates the schema (unknown keys are
+rejected), then checks the cross references (a variant's backend exists, a
+route names real variants, names and aliases don't collide). Every problem is
+reported as `path.to.key: reason` in one `ConfigError`, so a reload that
+fails can keep the running config and log exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .classify import ClassifierConfig
+from .errors import ConfigError, ConfigIssue
+
+__all__ = [
+    "CLASSES",
+    "Backend",
+    "BackendKind",
+    "Pin",
+    "RouteCandidate",
+    "RouterConfig",
+    "Routes",
+    "ServerConfig",
+    "Timeouts",
+    "Variant",
+    "load_config",
+    "parse_config",
+]
+
+#: The request classes, in the default precedence order.
+CLASSES: tuple[str, ...] = ("completion", "complex", "multi-language", "instruction")
+
+BackendKind = Literal["ollama", "lmstudio", "llamacpp", "vllm", "openai"]
+FimFormat = Literal["codellama", "starcoder", "qwen", "deepseek", "codestral", "native-suffix"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timeouts(_Strict):
+    """Seconds. `first_byte` is long: a local server may load a model first."""
+
+    connect: float = Field(5.0, gt=0)
+    first_byte: float = Field(300.0, gt=0)
+    idle: float = Field(120.0, gt=0)
+    total: float | None = Field(None, gt=0)
+    write: float = Field(30.0, gt=0)
+
+
+class Backoff(_Strict):
+    initial: float = Field(1.0, gt=0)
+    max: float = Field(30.0, gt=0)
+
+
+class Backend(_Strict):
+    """A model server: where it is, how to talk to it, optionally how to run it."""
+
+    kind: BackendKind
+    url: str | None = None
+    api_key_env: str | None = None
+    timeouts: Timeouts = Timeouts()
+    max_concurrency: int | None = Field(None, ge=1)
+    # Managed backends: variant-proxy starts and supervises the server itself.
+    command: list[str] | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    model_file: str | None = None
+    start: Literal["eager", "lazy"] = "eager"
+    start_timeout: float = Field(120.0, gt=0)
+    idle_ttl: float | None = Field(None, gt=0)
+    restart_backoff: Backoff = Backoff()
+    log_file: str | None = None
+    env: dict[str, str] = {}
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        value = value.rstrip("/")
+        if value.endswith("/v1"):
+            value = value[: -len("/v1")]
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("must name a program to run")
+        return value
+
+    @property
+    def managed(self) -> bool:
+        return self.command is not None
+
+
+class Pin(_Strict):
+    """Identity fields a variant must match; any subset may be given."""
+
+    digest: str | None = None
+    sha256: str | None = None
+    quantization: str | None = None
+    family: str | None = None
+    parameter_size: str | None = None
+    size: int | None = None
+    n_params: int | None = None
+    model_path: str | None = None
+    id: str | None = None
+
+
+class Variant(_Strict):
+    """A model as one backend knows it, under a name clients can ask for."""
+
+    backend: str
+    model: str
+    aliases: list[str] = []
+    fim: FimFormat | None = None
+    pin: Pin | None = None
+    description: str | None = None
+    strengths: list[str] = []
+    timeouts: Timeouts | None = None
+
+
+class RouteCandidate(_Strict):
+    variant: str
+    weight: float | None = Field(None, gt=0)
+
+
+def _candidates(value: Any) -> Any:
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        return [{"variant": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
+class Routes(_Strict):
+    """Class name → ordered candidates; `default` serves `auto` when nothing else does."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    completion: list[RouteCandidate] = []
+    instruction: list[RouteCandidate] = []
+    complex: list[RouteCandidate] = []
+    multi_language: list[RouteCandidate] = Field([], alias="multi-language")
+    embeddings: list[RouteCandidate] = []
+    default: str
+
+    _coerce = field_validator(
+        "completion", "instruction", "complex", "multi_language", "embeddings", mode="before"
+    )(_candidates)
+
+    def for_class(self, cls: str) -> list[RouteCandidate]:
+        match cls:
+            case "completion":
+                return self.completion
+            case "instruction":
+                return self.instruction
+            case "complex":
+                return self.complex
+            case "multi-language":
+                return self.multi_language
+            case "embeddings":
+                return self.embeddings
+            case _:
+                return []
+
+
+class ServerConfig(_Strict):
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    max_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    keepalive_after: float = Field(5.0, gt=0)
+    keepalive_interval: float = Field(5.0, gt=0)
+    health_interval: float = Field(10.0, gt=0)
+    state_dir: str = ".variant-proxy"
+
+
+class RouterConfig(_Strict):
+    """The whole routing config file."""
+
+    server: ServerConfig = ServerConfig()
+    backends: dict[str, Backend]
+    variants: dict[str, Variant]
+    routes: Routes
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+
+    def backend_url(self, name: str) -> str:
+        backend = self.backends[name]
+        if backend.url is not None:
+            return backend.url
+        assert backend.port is not None, "managed backends get a port at start"
+        return f"http://127.0.0.1:{backend.port}"
+
+    def names(self) -> Iterator[str]:
+        """Every model name a client may send."""
+        yield "auto"
+        yield from (c for c in CLASSES)
+        for name, variant in self.variants.items():
+            yield name
+            yield from variant.aliases
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(value: Any, path: str, issues: list[ConfigIssue]) -> Any:
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            found = os.environ.get(name)
+            if found is None or (found == "" and default is not None):
+                if default is None:
+                    issues.append(ConfigIssue(path, f"environment variable {name} is not set"))
+                    return ""
+                return default
+            return found
+
+        return _ENV.sub(sub, value)
+    if isinstance(value, Mapping):
+        return {k: _expand(v, f"{path}.{k}" if path else str(k), issues) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{path}.{i}", issues) for i, v in enumerate(value)]
+    return value
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _check_references(cfg: RouterConfig) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    if not cfg.backends:
+        issues.append(ConfigIssue("backends", "at least one backend is required"))
+    if not cfg.variants:
+        issues.append(ConfigIssue("variants", "at least one variant is required"))
+    for name, backend in cfg.backends.items():
+        if backend.url is None and backend.command is None:
+            issues.append(ConfigIssue(f"backends.{name}.url", "required (or give a command)"))
+        if backend.api_key_env is not None and not os.environ.get(backend.api_key_env):
+            issues.append(
+                ConfigIssue(
+                    f"backends.{name}.api_key_env",
+                    f"environment variable {backend.api_key_env} is not set",
+                )
+            )
+        if backend.command is not None and "{model}" in " ".join(backend.command):
+            if backend.model_file is None:
+                issues.append(
+                    ConfigIssue(f"backends.{name}.model_file", "required: command uses {model}")
+                )
+    reserved = {"auto", *CLASSES}
+    owner: dict[str, str] = {}
+    for name, variant in cfg.variants.items():
+        path = f"variants.{name}"
+        if variant.backend not in cfg.backends:
+            known = ", ".join(sorted(cfg.backends)) or "none"
+            issues.append(
+                ConfigIssue(
+                    f"{path}.backend", f"unknown backend {variant.backend!r} (known: {known})"
+                )
+            )
+        for key, label in [(name, path), *((a, f"{path}.aliases") for a in variant.aliases)]:
+            if not _NAME.match(key):
+                issues.append(ConfigIssue(label, f"{key!r} is not a valid model name"))
+            if key in reserved:
+                issues.append(ConfigIssue(label, f"{key!r} is reserved (auto and class names)"))
+            elif key in owner and owner[key] != name:
+                issues.append(ConfigIssue(label, f"{key!r} is already used by {owner[key]}"))
+            owner.setdefault(key, name)
+    known_variants = ", ".join(sorted(cfg.variants)) or "none"
+    for cls in (*CLASSES, "embeddings"):
+        key = "multi-language" if cls == "multi-language" else cls
+        for i, candidate in enumerate(cfg.routes.for_class(cls)):
+            if candidate.variant not in cfg.variants:
+                issues.append(
+                    ConfigIssue(
+                        f"routes.{key}.{i}.variant",
+                        f"unknown variant {candidate.variant!r} (known: {known_variants})",
+                    )
+                )
+        weights = [c.weight for c in cfg.routes.for_class(cls)]
+        if any(w is not None for w in weights) and any(w is None for w in weights):
+            issues.append(
+                ConfigIssue(f"routes.{key}", "give every candidate a weight, or none of them")
+            )
+    if cfg.routes.default not in cfg.variants:
+        issues.append(
+            ConfigIssue(
+                "routes.default",
+                f"unknown variant {cfg.routes.default!r} (known: {known_variants})",
+            )
+        )
+    return issues
+
+
+def parse_config(data: Any, source: str = "<config>") -> RouterConfig:
+    """Validate already-parsed YAML data; raise `ConfigError` listing every problem."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, [ConfigIssue("", "the file must be a YAML mapping")])
+    issues: list[ConfigIssue] = []
+    data = _expand(data, "", issues)
+    if issues:
+        raise ConfigError(source, issues)
+    try:
+        cfg = RouterConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            source,
+            [
+                ConfigIssue(
+                    _loc(err["loc"]),
+                    "unknown key" if err["type"] == "extra_forbidden" else err["msg"],
+                )
+                for err in exc.errors()
+            ],
+        ) from exc
+    issues = _check_references(cfg)
+    if issues:
+        raise ConfigError(source, issues)
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str]) -> RouterConfig:
+    """Read, expand, validate and cross-check a config file."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, [ConfigIssue("", f"cannot read file: {exc.strerror}")]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(source, [ConfigIssue("", f"not valid YAML: {where}{exc}")]) from exc
+    return parse_config(data, source)

@@ -1,0 +1,202 @@
+"""The exceptions variant-proxy raises, and the one place they become HTTP.
+
+    ProxyError                        any error a client can be told about
+    ├── RequestError                  the client's request is wrong (4xx)
+    │   ├── InvalidRequest            400 bad JSON, missing or mistyped field
+    │   ├── Unauthorized              401 missing or wrong API key
+    │   ├── ModelNotFound             404 unknown model name
+    │   ├── MethodNotAllowed          405
+    │   ├── VersionMismatch           409 pinned model version drifted
+    │   └── PayloadTooLarge           413 body over `server.max_body_bytes`
+    ├── Unavailable                   503 no eligible variant / queue full
+    └── UpstreamError                 the model server failed us (5xx)
+        ├── UpstreamUnreachable       502 connection refused / reset / DNS
+        ├── UpstreamProtocolError     502 the server spoke nonsense or died mid-body
+        ├── UpstreamStatusError       502 the server answered 5xx
+        └── UpstreamTimeout           504 connect, first byte, idle or total timeout
+
+`ConfigError` is separate: it is raised at load or reload, never per request.
+
+Every `ProxyError` renders as an OpenAI-style body
+`{"error": {"message", "type", "code", "param"}}`; `status_of` is the single
+mapping from error kind to HTTP status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "ConfigError",
+    "ConfigIssue",
+    "InvalidRequest",
+    "MethodNotAllowed",
+    "ModelNotFound",
+    "PayloadTooLarge",
+    "ProxyError",
+    "RequestError",
+    "Unauthorized",
+    "Unavailable",
+    "UpstreamError",
+    "UpstreamProtocolError",
+    "UpstreamStatusError",
+    "UpstreamTimeout",
+    "UpstreamUnreachable",
+    "VersionMismatch",
+    "error_body",
+    "status_of",
+]
+
+
+class ProxyError(Exception):
+    """An error the client is told about, as an OpenAI-style JSON error."""
+
+    type: str = "server_error"
+    code: str = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.extra = extra or {}
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {
+            "message": self.message,
+            "type": self.type,
+            "code": self.code,
+            "param": self.param,
+        }
+        error.update(self.extra)
+        return {"error": error}
+
+
+class RequestError(ProxyError):
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class InvalidRequest(RequestError):
+    pass
+
+
+class Unauthorized(RequestError):
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class ModelNotFound(RequestError):
+    code = "model_not_found"
+
+
+class MethodNotAllowed(RequestError):
+    code = "method_not_allowed"
+
+
+class VersionMismatch(RequestError):
+    code = "model_version_mismatch"
+
+
+class PayloadTooLarge(RequestError):
+    code = "request_too_large"
+
+
+class Unavailable(ProxyError):
+    type = "server_error"
+    code = "no_backend_available"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class UpstreamError(ProxyError):
+    type = "upstream_error"
+    code = "upstream_error"
+
+
+class UpstreamUnreachable(UpstreamError):
+    code = "upstream_unreachable"
+
+
+class UpstreamProtocolError(UpstreamError):
+    code = "upstream_protocol_error"
+
+
+class UpstreamStatusError(UpstreamError):
+    code = "upstream_status_error"
+
+    def __init__(self, message: str, *, upstream_status: int, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.upstream_status = upstream_status
+
+
+class UpstreamTimeout(UpstreamError):
+    code = "upstream_timeout"
+
+
+def status_of(exc: ProxyError) -> int:
+    """The HTTP status for an error kind: the only place this is decided."""
+    match exc:
+        case Unauthorized():
+            return 401
+        case ModelNotFound():
+            return 404
+        case MethodNotAllowed():
+            return 405
+        case VersionMismatch():
+            return 409
+        case PayloadTooLarge():
+            return 413
+        case RequestError():
+            return 400
+        case Unavailable():
+            return 503
+        case UpstreamTimeout():
+            return 504
+        case UpstreamError():
+            return 502
+        case _:
+            return 500
+
+
+def error_body(exc: ProxyError) -> bytes:
+    return orjson.dumps(exc.body())
+
+
+class ConfigIssue:
+    """One problem in a config file: where (`backends.local.url`) and why."""
+
+    __slots__ = ("path", "reason")
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}" if self.path else self.reason
+
+    def __repr__(self) -> str:
+        return f"ConfigIssue({self.path!r}, {self.reason!r})"
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; `issues` lists every problem found."""
+
+    def __init__(self, source: str, issues: Sequence[ConfigIssue]) -> None:
+        self.source = source
+        self.issues = list(issues)
+        lines = "\n".join(f"  {issue}" for issue in self.issues)
+        super().__init__(f"invalid config {source}:\n{lines}")

@@ -1,0 +1,262 @@
+"""Fill-in-the-middle (FIM) prompt formats: detect, render, normalize. Pure, no I/O.
+
+Editors send autocomplete requests in one of two shapes:
+
+* ``prompt`` + ``suffix`` fields (Continue, llama.vscode, Copilot-like clients); the
+  model server (Ollama, llama.cpp) applies the model's own FIM template.
+* a ``prompt`` already rendered with one model family's FIM tokens (Tabby, Twinny,
+  raw-mode clients).
+
+When the proxy routes such a request to a variant of another family, the tokens must be
+rewritten, or the model sees a prompt full of strings it was never trained on.
+:func:`detect` recognises every family below, :func:`render` writes one, and
+:func:`normalize` turns a completion request body into the target format.
+
+=================  =================================================================
+format             rendered prompt
+=================  =================================================================
+``codellama``      ``<PRE> {prefix} <SUF>{suffix} <MID>``
+``starcoder``      ``<fim_prefix>{prefix}<fim_suffix>{suffix}<fim_middle>``
+``qwen``           ``<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>``
+``deepseek``       ``<｜fim▁begin｜>{prefix}<｜fim▁hole｜>{suffix}<｜fim▁end｜>``
+``codestral``      ``[SUFFIX]{suffix}[PREFIX]{prefix}``
+``native-suffix``  no tokens: ``prompt`` = prefix and ``suffix`` = suffix fields
+=================  =================================================================
+
+Both prefix-suffix-middle (PSM) and suffix-prefix-middle (SPM) orders are detected.
+Repository context that precedes the prefix token (StarCoder2 ``<repo_name>`` /
+``<file_sep>`` / ``<filename>``, Qwen ``<|repo_name|>`` / ``<|file_sep|>``) is kept in
+:attr:`FimParts.context` when a prompt is re-rendered to its own family, and dropped
+when it is rendered to another one: those tokens have no equivalent there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["FIM_FORMATS", "FimParts", "detect", "normalize", "render"]
+
+FIM_FORMATS: frozenset[str] = frozenset(
+    {"codellama", "starcoder", "qwen", "deepseek", "codestral", "native-suffix"}
+)
+
+
+@dataclass(frozen=True)
+class FimParts:
+    """A FIM prompt taken apart: which family's tokens it used, the text before and
+    after the cursor, and any repository/file context that preceded the prefix."""
+
+    family: str
+    prefix: str
+    suffix: str
+    context: str = ""
+
+
+@dataclass(frozen=True)
+class _Tokens:
+    prefix: str
+    suffix: str
+    middle: str
+
+
+# Exact spellings as the models' tokenizers define them.
+_STARCODER = _Tokens("<fim_prefix>", "<fim_suffix>", "<fim_middle>")
+_QWEN = _Tokens("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
+_DEEPSEEK = _Tokens("<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>")
+# Clients that typed the DeepSeek tokens with an ASCII bar; detected, never rendered.
+_DEEPSEEK_ASCII = _Tokens("<|fim▁begin|>", "<|fim▁hole|>", "<|fim▁end|>")
+_CODELLAMA = _Tokens("<PRE>", "<SUF>", "<MID>")
+
+# Detection order: the specific spellings first (Qwen's tokens contain no StarCoder
+# token, but check the longest spellings first anyway).
+_TOKEN_FAMILIES: tuple[tuple[str, _Tokens], ...] = (
+    ("qwen", _QWEN),
+    ("deepseek", _DEEPSEEK),
+    ("deepseek", _DEEPSEEK_ASCII),
+    ("starcoder", _STARCODER),
+)
+
+
+def _split_tokens(family: str, text: str, tok: _Tokens) -> FimParts | None:
+    p = text.find(tok.prefix)
+    s = text.find(tok.suffix)
+    if s < 0 or (p < 0 and family != "starcoder"):
+        return None
+    m = text.find(tok.middle, s + len(tok.suffix))
+    if p >= 0 and p < s:
+        # PSM: <prefix-tok>PREFIX<suffix-tok>SUFFIX<middle-tok>[already generated]
+        context = text[:p]
+        prefix = text[p + len(tok.prefix) : s]
+        if m >= 0:
+            suffix = text[s + len(tok.suffix) : m]
+            prefix += text[m + len(tok.middle) :]
+        else:
+            suffix = text[s + len(tok.suffix) :]
+        return FimParts(family, prefix, suffix, context)
+    if p > s and (m < 0 or m > p):
+        # <suffix-tok>SUFFIX<prefix-tok>PREFIX[<middle-tok>]
+        prefix = text[p + len(tok.prefix) : m] if m >= 0 else text[p + len(tok.prefix) :]
+        if m >= 0:
+            prefix += text[m + len(tok.middle) :]
+        return FimParts(family, prefix, text[s + len(tok.suffix) : p], text[:s])
+    if m < 0:
+        return None
+    # SPM: [<prefix-tok>]<suffix-tok>SUFFIX<middle-tok>PREFIX
+    start = p if 0 <= p < s else s
+    return FimParts(
+        family, text[m + len(tok.middle) :], text[s + len(tok.suffix) : m], text[:start]
+    )
+
+
+def _strip_one_space(text: str, *, left: bool) -> str:
+    if left:
+        return text[1:] if text.startswith(" ") else text
+    return text[:-1] if text.endswith(" ") else text
+
+
+def _detect_codellama(text: str) -> FimParts | None:
+    p = text.find("<PRE>")
+    s = text.find("<SUF>", p + 5 if p >= 0 else 0)
+    if p < 0 or s < 0:
+        return None
+    m = text.find("<MID>", s + 5)
+    context = text[:p]
+    between = text[p + 5 : s]
+    if m < 0:
+        return FimParts(
+            "codellama",
+            _strip_one_space(_strip_one_space(between, left=True), left=False),
+            text[s + 5 :],
+            context,
+        )
+    if between.strip() == "":
+        # SPM: "<PRE> <SUF>{suffix} <MID> {prefix}"
+        return FimParts(
+            "codellama",
+            _strip_one_space(text[m + 5 :], left=True),
+            _strip_one_space(text[s + 5 : m], left=False),
+            context,
+        )
+    # PSM: "<PRE> {prefix} <SUF>{suffix} <MID>"
+    prefix = _strip_one_space(_strip_one_space(between, left=True), left=False)
+    suffix = _strip_one_space(text[s + 5 : m], left=False)
+    return FimParts("codellama", prefix + text[m + 5 :], suffix, context)
+
+
+def _detect_codestral(text: str) -> FimParts | None:
+    s = text.find("[SUFFIX]")
+    if s < 0:
+        return None
+    p = text.find("[PREFIX]", s + 8)
+    if p < 0:
+        return None
+    prefix = text[p + 8 :]
+    # Ollama's Codestral template writes "[PREFIX] {prompt}"; drop that one space only
+    # when it is not indentation of the first line.
+    if prefix.startswith(" ") and not prefix.startswith("  "):
+        prefix = prefix[1:]
+    return FimParts("codestral", prefix, text[s + 8 : p], text[:s])
+
+
+def detect(text: str) -> FimParts | None:
+    """Find FIM tokens of any known family in ``text`` and split it into parts.
+
+    Returns ``None`` when ``text`` is not a string or carries no complete set of
+    markers (at least the prefix and suffix markers, in an order the family uses).
+    """
+    if not isinstance(text, str) or not text:
+        return None
+    if "fim" in text:
+        for family, tok in _TOKEN_FAMILIES:
+            if tok.suffix in text:
+                parts = _split_tokens(family, text, tok)
+                if parts is not None:
+                    return parts
+    if "<SUF>" in text:
+        parts = _detect_codellama(text)
+        if parts is not None:
+            return parts
+    if "[SUFFIX]" in text:
+        return _detect_codestral(text)
+    return None
+
+
+def render(fmt: str, prefix: str, suffix: str) -> str:
+    """Render prefix and suffix as one prompt string in FIM format ``fmt``.
+
+    ``native-suffix`` has no single-string form (it uses two body fields), so it
+    raises :class:`ValueError`, as does an unknown format.
+    """
+    if fmt == "codellama":
+        return f"<PRE> {prefix} <SUF>{suffix} <MID>"
+    if fmt == "starcoder":
+        tok = _STARCODER
+    elif fmt == "qwen":
+        tok = _QWEN
+    elif fmt == "deepseek":
+        tok = _DEEPSEEK
+    elif fmt == "codestral":
+        return f"[SUFFIX]{suffix}[PREFIX]{prefix}"
+    elif fmt == "native-suffix":
+        raise ValueError("FIM format 'native-suffix' has no single-string rendering")
+    else:
+        raise ValueError(f"unknown FIM format {fmt!r} (known: {', '.join(sorted(FIM_FORMATS))})")
+    return f"{tok.prefix}{prefix}{tok.suffix}{suffix}{tok.middle}"
+
+
+def _prompt_text(prompt: object) -> str | None:
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        return prompt[0]
+    return None
+
+
+def normalize(endpoint: str, body: dict[str, Any], target_fmt: str | None) -> dict[str, Any]:
+    """Rewrite a completion request ``body`` so its FIM prompt uses ``target_fmt``.
+
+    Prefix and suffix come from FIM markers in ``prompt`` or, failing that, from the
+    ``prompt`` + ``suffix`` fields. Returns a new dict; returns ``body`` itself,
+    untouched, when there is nothing to do: no target, a chat request, a prompt that is
+    not a string, no FIM markers and no ``suffix`` field, or a body already in the target
+    format. Raises :class:`ValueError` for an unknown ``target_fmt``.
+    """
+    if target_fmt is None:
+        return body
+    if target_fmt not in FIM_FORMATS:
+        raise ValueError(
+            f"unknown FIM format {target_fmt!r} (known: {', '.join(sorted(FIM_FORMATS))})"
+        )
+    if "chat" in endpoint or not isinstance(body, dict):
+        return body
+    prompt = _prompt_text(body.get("prompt"))
+    if prompt is None:
+        return body
+    raw_suffix = body.get("suffix")
+    suffix_field = raw_suffix if isinstance(raw_suffix, str) else None
+    parts = detect(prompt)
+    if parts is not None:
+        if parts.family == target_fmt and "suffix" not in body:
+            return body
+        prefix, suffix = parts.prefix, parts.suffix
+        if suffix_field and not suffix:
+            suffix = suffix_field
+    elif suffix_field is not None:
+        if target_fmt == "native-suffix":
+            return body
+        prefix, suffix = prompt, suffix_field
+    else:
+        return body
+
+    new = dict(body)
+    if target_fmt == "native-suffix":
+        new["prompt"] = prefix
+        new["suffix"] = suffix
+        return new
+    rendered = render(target_fmt, prefix, suffix)
+    if parts is not None and parts.family == target_fmt:
+        rendered = parts.context + rendered
+    new["prompt"] = rendered
+    new.pop("suffix", None)
+    return new

@@ -1,0 +1,125 @@
+"""From a requested model name to an ordered list of variants. Pure: no I/O.
+
+A client names one of:
+
+* a variant or one of its aliases → that variant only (no classification);
+* a class (`completion`, `instruction`, `complex`, `multi-language`) → that
+  class's route, skipping classification;
+* `auto` → the request is classified and the class's route is used.
+
+A route is an ordered candidate list. Without weights the first eligible
+candidate wins and the rest are fallbacks, in order. With weights (a canary
+or A/B split) the first pick is drawn by weight among the eligible ones and
+the others follow by descending weight. Eligibility (backend health, pin
+drift, capacity) is a callback supplied by the I/O layer; it returns `None`
+for eligible or a short reason for not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .config import CLASSES, RouteCandidate, RouterConfig
+
+__all__ = ["Decision", "Eligibility", "Router", "Target"]
+
+#: None when the variant may serve, else why not ("backend down", "pin drifted").
+Eligibility = Callable[[str], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    kind: Literal["variant", "class", "auto"]
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Why a request goes where it goes; rendered in headers, `/route/explain` and the CLI."""
+
+    cls: str
+    rule: str
+    reason: str
+    variant: str | None
+    candidates: tuple[str, ...]
+    skipped: dict[str, str] = field(default_factory=dict)
+    signals: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "class": self.cls,
+            "rule": self.rule,
+            "reason": self.reason,
+            "variant": self.variant,
+            "candidates": list(self.candidates),
+            "skipped": dict(self.skipped),
+            "signals": dict(self.signals),
+        }
+
+
+class Router:
+    """Compiled once per config: name lookup and candidate ordering."""
+
+    def __init__(self, cfg: RouterConfig) -> None:
+        self.cfg = cfg
+        names: dict[str, Target] = {"auto": Target("auto", "auto")}
+        for cls in CLASSES:
+            names[cls] = Target("class", cls)
+        for name, variant in cfg.variants.items():
+            names[name] = Target("variant", name)
+            for alias in variant.aliases:
+                names[alias] = Target("variant", name)
+        self._names = names
+        self._infill = frozenset(n for n, v in cfg.variants.items() if v.fim is not None)
+
+    def resolve(self, model: str) -> Target | None:
+        return self._names.get(model)
+
+    def known_names(self) -> list[str]:
+        return list(self._names)
+
+    def route(self, cls: str) -> list[RouteCandidate]:
+        route = self.cfg.routes.for_class(cls)
+        if not route:
+            return [RouteCandidate(variant=self.cfg.routes.default)]
+        return route
+
+    def candidates(
+        self,
+        cls: str,
+        *,
+        needs_infill: bool = False,
+        eligible: Eligibility | None = None,
+        draw: float = 0.0,
+    ) -> tuple[list[str], dict[str, str]]:
+        """Ordered variants to try for a class, and why the others were skipped.
+
+        `draw` is a number in [0, 1) used for the weighted pick, passed in so
+        that this stays deterministic under test.
+        """
+        skipped: dict[str, str] = {}
+        usable: list[RouteCandidate] = []
+        for candidate in self.route(cls):
+            name = candidate.variant
+            if needs_infill and name not in self._infill:
+                skipped[name] = "cannot fill in the middle (no fim format)"
+                continue
+            why = eligible(name) if eligible is not None else None
+            if why is not None:
+                skipped[name] = why
+                continue
+            usable.append(candidate)
+        if not usable or usable[0].weight is None:
+            return [c.variant for c in usable], skipped
+        total = sum(c.weight or 0.0 for c in usable)
+        point = draw * total
+        chosen = usable[-1]
+        for candidate in usable:
+            point -= candidate.weight or 0.0
+            if point < 0:
+                chosen = candidate
+                break
+        rest = sorted((c for c in usable if c is not chosen), key=lambda c: -(c.weight or 0.0))
+        return [chosen.variant, *(c.variant for c in rest)], skipped

@@ -1,0 +1,396 @@
+"""Relaying one request to a model server and its answer back, byte for byte.
+
+The relay runs in two phases, each a task raced against the client's
+`http.disconnect` so that a client who leaves cancels the upstream at once
+(cancelling an httpx request mid-flight closes its connection):
+
+1. *open*: (start a managed backend if needed,) send the request, wait for the
+   response headers and, for streams, the first chunk. Until then nothing is
+   committed: failures raise an `UpstreamError` the caller may fall back on.
+   A stream that waits longer than `keepalive_after` is committed early
+   (200 + `text/event-stream`) and kept alive with SSE comments.
+2. *pump*: pass chunks through as they arrive (no buffering, no parsing on
+   the hot path beyond the optional observer). After the first byte the
+   status can't change, so a failure becomes a final SSE `error` event.
+
+Timeouts are enforced here rather than in httpx so that the first byte may
+take minutes (a model loading) while the gap between chunks stays short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from .config import Timeouts
+from .errors import (
+    ProxyError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+
+__all__ = ["ClientGone", "Observation", "Relay", "Target", "sse_error_event"]
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Headers = list[tuple[bytes, bytes]]
+
+KEEPALIVE = b": keep-alive\n\n"
+_SSE_HEADERS: Headers = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class ClientGone(Exception):
+    """The client disconnected; nothing more can be sent to it."""
+
+
+@dataclass(slots=True)
+class Target:
+    """Where one attempt goes."""
+
+    backend: str
+    variant: str
+    url: str
+    headers: dict[str, str]
+    timeouts: Timeouts
+    prepare: Callable[[], Awaitable[None]] | None = None
+
+
+@dataclass(slots=True)
+class Observation:
+    """What the relay saw, for metrics and logs. Times are `time.perf_counter()`."""
+
+    started: float = 0.0
+    first_byte: float | None = None
+    last_byte: float | None = None
+    status: int | None = None
+    chunks: int = 0
+    nbytes: int = 0
+    committed: bool = False
+    error: ProxyError | None = None
+    at_boundary: bool = True
+    on_chunk: Callable[[bytes, float], None] | None = None
+
+
+def sse_error_event(exc: ProxyError) -> bytes:
+    return b"data: " + orjson.dumps(exc.body()) + b"\n\n"
+
+
+def _translate(exc: httpx.HTTPError, target: Target, phase: str) -> UpstreamError:
+    where = f"backend {target.backend!r} ({target.url})"
+    match exc:
+        case httpx.ConnectTimeout() | httpx.PoolTimeout():
+            return UpstreamTimeout(f"{where}: connect timed out")
+        case httpx.TimeoutException():
+            return UpstreamTimeout(f"{where}: timed out {phase}")
+        case httpx.ConnectError():
+            return UpstreamUnreachable(f"{where} is unreachable: {exc or 'connection refused'}")
+        case httpx.RemoteProtocolError() | httpx.ReadError() | httpx.WriteError():
+            return UpstreamProtocolError(f"{where} closed the connection {phase}: {exc!r}")
+        case _:
+            return UpstreamProtocolError(f"{where} failed {phase}: {exc!r}")
+
+
+def _upstream_message(body: bytes) -> str:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:300].decode("utf-8", "replace").strip()
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+    return body[:300].decode("utf-8", "replace").strip()
+
+
+@dataclass(slots=True)
+class _Opened:
+    response: httpx.Response
+    body: bytes = b""
+    chunks: Any = None  # the raw chunk iterator of a stream
+
+
+class Relay:
+    """Runs one attempt: open, then pump, enforcing timeouts and watching the client."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        keepalive_after: float,
+        keepalive_interval: float,
+        max_response_bytes: int,
+    ) -> None:
+        self.client = client
+        self.keepalive_after = keepalive_after
+        self.keepalive_interval = keepalive_interval
+        self.max_response_bytes = max_response_bytes
+
+    async def run(
+        self,
+        target: Target,
+        content: bytes,
+        *,
+        stream: bool,
+        headers: Headers,
+        send: Send,
+        watch: asyncio.Future[Any],
+        obs: Observation,
+    ) -> None:
+        """Relay one attempt.
+
+        Raises `UpstreamError` only while nothing has been sent to the
+        client (the caller may then fall back), `ClientGone` if the client
+        left, and returns normally otherwise, errors after the commit having
+        been reported in-stream.
+        """
+        t = target.timeouts
+        obs.started = start = time.perf_counter()
+        deadline_first = start + t.first_byte
+        deadline_total = start + t.total if t.total is not None else math.inf
+        request = self.client.build_request(
+            "POST",
+            target.url,
+            content=content,
+            headers=target.headers,
+            timeout=httpx.Timeout(connect=t.connect, read=None, write=t.write, pool=t.connect),
+        )
+        opener = asyncio.ensure_future(self._open(target, request, stream))
+        opened: _Opened | None = None
+        try:
+            next_keepalive = start + self.keepalive_after if stream else math.inf
+            while True:
+                now = time.perf_counter()
+                wake = min(deadline_first, deadline_total, next_keepalive)
+                done, _ = await asyncio.wait(
+                    (opener, watch),
+                    timeout=max(0.0, wake - now),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if watch in done:
+                    raise ClientGone
+                if opener in done:
+                    break
+                now = time.perf_counter()
+                if now >= deadline_first or now >= deadline_total:
+                    limit = "first_byte" if now >= deadline_first else "total"
+                    seconds = t.first_byte if limit == "first_byte" else t.total
+                    raise UpstreamTimeout(
+                        f"backend {target.backend!r} sent nothing within {seconds:g}s "
+                        f"(timeouts.{limit})"
+                    )
+                if now >= next_keepalive:
+                    if not obs.committed:
+                        await send(
+                            {
+                                "type": "http.response.start",
+                                "status": 200,
+                                "headers": headers + _SSE_HEADERS,
+                            }
+                        )
+                        obs.committed = True
+                        obs.status = 200
+                    await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
+                    next_keepalive = now + self.keepalive_interval
+            opened = opener.result()
+            await self._answer(target, opened, stream, headers, send, watch, obs, deadline_total)
+        except UpstreamError as exc:
+            obs.error = exc
+            if not obs.committed:
+                raise
+            await self._fail_in_stream(exc, send, obs)
+        finally:
+            if not opener.done():
+                opener.cancel()
+                with contextlib.suppress(BaseException):
+                    await opener
+            if opened is not None:
+                await opened.response.aclose()
+            elif opener.done() and not opener.cancelled() and opener.exception() is None:
+                await opener.result().response.aclose()
+
+    async def _open(self, target: Target, request: httpx.Request, stream: bool) -> _Opened:
+        if target.prepare is not None:
+            await target.prepare()
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise _translate(exc, target, "before responding") from exc
+        try:
+            if stream and response.status_code < 400:
+                chunks = response.aiter_raw()
+                try:
+                    first = await chunks.__anext__()
+                except StopAsyncIteration:
+                    first = b""
+                return _Opened(response, first, chunks)
+            body = bytearray()
+            async for chunk in response.aiter_raw():
+                body += chunk
+                if len(body) > self.max_response_bytes:
+                    raise UpstreamProtocolError(
+                        f"backend {target.backend!r} sent a response over "
+                        f"server.max_response_bytes ({self.max_response_bytes} bytes)"
+                    )
+            return _Opened(response, bytes(body))
+        except httpx.HTTPError as exc:
+            await response.aclose()
+            raise _translate(exc, target, "mid-response") from exc
+        except BaseException:
+            await response.aclose()
+            raise
+
+    async def _answer(
+        self,
+        target: Target,
+        opened: _Opened,
+        stream: bool,
+        headers: Headers,
+        send: Send,
+        watch: asyncio.Future[Any],
+        obs: Observation,
+        deadline_total: float,
+    ) -> None:
+        response = opened.response
+        status = response.status_code
+        obs.first_byte = time.perf_counter()
+        if status >= 500:
+            raise UpstreamStatusError(
+                f"backend {target.backend!r} answered {status}: {_upstream_message(opened.body)}",
+                upstream_status=status,
+            )
+        content_type = response.headers.get("content-type", "application/json").encode("latin-1")
+        if status >= 400 or not stream:
+            # The backend's own 4xx and any non-streamed answer pass through unchanged.
+            if obs.committed:
+                if status >= 400:
+                    err = UpstreamStatusError(
+                        f"backend {target.backend!r} answered {status}: "
+                        f"{_upstream_message(opened.body)}",
+                        upstream_status=status,
+                    )
+                    obs.error = err
+                    await self._fail_in_stream(err, send, obs)
+                    return
+                await self._send(send, opened.body, obs, more=False)
+                return
+            obs.status = status
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [
+                        *headers,
+                        (b"content-type", content_type),
+                        (b"content-length", str(len(opened.body)).encode()),
+                    ],
+                }
+            )
+            obs.committed = True
+            await self._send(send, opened.body, obs, more=False)
+            return
+        if not obs.committed:
+            obs.status = status
+            extra: Headers = (
+                _SSE_HEADERS
+                if content_type.startswith(b"text/event-stream")
+                else [(b"content-type", content_type)]
+            )
+            await send(
+                {"type": "http.response.start", "status": status, "headers": headers + extra}
+            )
+            obs.committed = True
+        if opened.body:
+            await self._send(send, opened.body, obs)
+        if opened.chunks is None:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        await self._pump_supervised(target, opened, send, watch, obs, deadline_total)
+
+    async def _pump_supervised(
+        self,
+        target: Target,
+        opened: _Opened,
+        send: Send,
+        watch: asyncio.Future[Any],
+        obs: Observation,
+        deadline_total: float,
+    ) -> None:
+        idle = target.timeouts.idle
+        pump = asyncio.ensure_future(self._pump(opened.chunks, send, obs))
+        try:
+            while True:
+                last = obs.last_byte or time.perf_counter()
+                wake = min(last + idle, deadline_total)
+                done, _ = await asyncio.wait(
+                    (pump, watch),
+                    timeout=max(0.0, wake - time.perf_counter()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if watch in done:
+                    raise ClientGone
+                if pump in done:
+                    break
+                now = time.perf_counter()
+                if now >= deadline_total:
+                    raise UpstreamTimeout(
+                        f"backend {target.backend!r} exceeded timeouts.total "
+                        f"({target.timeouts.total:g}s)"
+                    )
+                if now - (obs.last_byte or now) >= idle:
+                    raise UpstreamTimeout(
+                        f"backend {target.backend!r} stalled: nothing for {idle:g}s (timeouts.idle)"
+                    )
+            try:
+                pump.result()
+            except httpx.HTTPError as exc:
+                raise _translate(exc, target, "mid-stream") from exc
+        finally:
+            if not pump.done():
+                pump.cancel()
+                with contextlib.suppress(BaseException):
+                    await pump
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _pump(self, chunks: Any, send: Send, obs: Observation) -> None:
+        async for chunk in chunks:
+            await self._send(send, chunk, obs)
+
+    @staticmethod
+    async def _send(send: Send, chunk: bytes, obs: Observation, *, more: bool = True) -> None:
+        now = time.perf_counter()
+        if chunk:
+            if obs.first_byte is None:
+                obs.first_byte = now
+            obs.last_byte = now
+            obs.chunks += 1
+            obs.nbytes += len(chunk)
+            obs.at_boundary = chunk.endswith((b"\n\n", b"\r\n\r\n"))
+            if obs.on_chunk is not None:
+                obs.on_chunk(chunk, now)
+        await send({"type": "http.response.body", "body": chunk, "more_body": more})
+        obs.last_byte = now
+
+    async def _fail_in_stream(self, exc: ProxyError, send: Send, obs: Observation) -> None:
+        """After the commit the status is fixed: end the stream with an error event."""
+        event = sse_error_event(exc)
+        if not obs.at_boundary:
+            event = b"\n\n" + event
+        with contextlib.suppress(OSError):
+            await send({"type": "http.response.body", "body": event, "more_body": False})

@@ -1,0 +1,139 @@
+"""fim.detect / render / normalize: every family, both orders, and the no-op cases."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy import fim
+
+PRE = "def add(a, b):\n    "
+SUF = "\n\nprint(add(1, 2))\n"
+
+RENDERED = {
+    "codellama": f"<PRE> {PRE} <SUF>{SUF} <MID>",
+    "starcoder": f"<fim_prefix>{PRE}<fim_suffix>{SUF}<fim_middle>",
+    "qwen": f"<|fim_prefix|>{PRE}<|fim_suffix|>{SUF}<|fim_middle|>",
+    "deepseek": f"<｜fim▁begin｜>{PRE}<｜fim▁hole｜>{SUF}<｜fim▁end｜>",
+    "codestral": f"[SUFFIX]{SUF}[PREFIX]{PRE}",
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(RENDERED))
+def test_render_exact_spelling(fmt: str) -> None:
+    assert fim.render(fmt, PRE, SUF) == RENDERED[fmt]
+
+
+@pytest.mark.parametrize("fmt", sorted(RENDERED))
+def test_detect_roundtrip(fmt: str) -> None:
+    parts = fim.detect(RENDERED[fmt])
+    assert parts == fim.FimParts(fmt, PRE, SUF)
+
+
+@pytest.mark.parametrize(
+    ("text", "family", "prefix", "suffix"),
+    [
+        # StarCoder SPM order
+        ("<fim_prefix><fim_suffix>SUF<fim_middle>PRE", "starcoder", "PRE", "SUF"),
+        # suffix-first with explicit prefix token
+        ("<fim_suffix>SUF<fim_prefix>PRE<fim_middle>", "starcoder", "PRE", "SUF"),
+        # CodeLlama SPM
+        ("<PRE> <SUF>SUF <MID> PRE", "codellama", "PRE", "SUF"),
+        # Ollama's codestral template puts a space after [PREFIX]
+        ("[SUFFIX]SUF[PREFIX] PRE", "codestral", "PRE", "SUF"),
+        # no middle token: everything after the suffix token is suffix
+        ("<|fim_prefix|>PRE<|fim_suffix|>SUF", "qwen", "PRE", "SUF"),
+        # text after the middle token is already-generated prefix
+        ("<fim_prefix>PRE<fim_suffix>SUF<fim_middle>MORE", "starcoder", "PREMORE", "SUF"),
+        # DeepSeek typed with ASCII bars
+        ("<|fim▁begin|>PRE<|fim▁hole|>SUF<|fim▁end|>", "deepseek", "PRE", "SUF"),
+    ],
+)
+def test_detect_variants(text: str, family: str, prefix: str, suffix: str) -> None:
+    parts = fim.detect(text)
+    assert parts is not None
+    assert (parts.family, parts.prefix, parts.suffix) == (family, prefix, suffix)
+
+
+def test_detect_repo_context() -> None:
+    text = "<repo_name>a/b<file_sep>x.py\nimport os\n<file_sep>y.py\n<fim_prefix>P<fim_suffix>S<fim_middle>"
+    parts = fim.detect(text)
+    assert parts is not None and parts.family == "starcoder"
+    assert (parts.prefix, parts.suffix) == ("P", "S")
+    assert parts.context.startswith("<repo_name>a/b")
+    qwen = "<|repo_name|>r\n<|file_sep|>a.go\n<|fim_prefix|>P<|fim_suffix|>S<|fim_middle|>"
+    parts = fim.detect(qwen)
+    assert parts is not None and parts.family == "qwen" and parts.context.startswith("<|repo")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "def f(): pass", "explain what <fim_prefix> means", "<PRE> only a prefix", "[SUFFIX] x"],
+)
+def test_detect_none(text: str) -> None:
+    assert fim.detect(text) is None
+
+
+def test_detect_non_string() -> None:
+    assert fim.detect(None) is None  # type: ignore[arg-type]
+
+
+def test_render_errors() -> None:
+    with pytest.raises(ValueError, match="native-suffix"):
+        fim.render("native-suffix", "a", "b")
+    with pytest.raises(ValueError, match="unknown FIM format"):
+        fim.render("bogus", "a", "b")
+
+
+def test_formats() -> None:
+    assert set(RENDERED) | {"native-suffix"} == fim.FIM_FORMATS
+
+
+@pytest.mark.parametrize("src", sorted(RENDERED))
+@pytest.mark.parametrize("dst", sorted(fim.FIM_FORMATS))
+def test_normalize_between_families(src: str, dst: str) -> None:
+    body = {"model": "m", "prompt": RENDERED[src], "max_tokens": 32}
+    out = fim.normalize("/v1/completions", body, dst)
+    if src == dst:
+        assert out is body
+        return
+    assert out is not body and body["prompt"] == RENDERED[src]  # input untouched
+    assert out["max_tokens"] == 32
+    if dst == "native-suffix":
+        assert (out["prompt"], out["suffix"]) == (PRE, SUF)
+    else:
+        assert out["prompt"] == RENDERED[dst] and "suffix" not in out
+
+
+@pytest.mark.parametrize("dst", sorted(RENDERED))
+def test_normalize_prompt_suffix_fields(dst: str) -> None:
+    body = {"prompt": PRE, "suffix": SUF, "stream": True}
+    out = fim.normalize("/v1/completions", body, dst)
+    assert out == {"prompt": RENDERED[dst], "stream": True}
+
+
+def test_normalize_noops() -> None:
+    body = {"prompt": PRE, "suffix": SUF}
+    assert fim.normalize("/v1/completions", body, "native-suffix") is body
+    assert fim.normalize("/v1/completions", body, None) is body
+    plain = {"prompt": "def f():\n"}
+    assert fim.normalize("/v1/completions", plain, "qwen") is plain
+    chat = {"messages": [{"role": "user", "content": RENDERED["qwen"]}]}
+    assert fim.normalize("/v1/chat/completions", chat, "starcoder") is chat
+    tokens = {"prompt": [1, 2, 3], "suffix": "x"}
+    assert fim.normalize("/v1/completions", tokens, "qwen") is tokens
+
+
+def test_normalize_list_prompt_and_same_family_context() -> None:
+    out = fim.normalize("/v1/completions", {"prompt": [RENDERED["qwen"]]}, "starcoder")
+    assert out["prompt"] == RENDERED["starcoder"]
+    text = "<repo_name>a/b<file_sep>x.py\n<fim_prefix>P<fim_suffix>S<fim_middle>"
+    body = {"prompt": text, "suffix": ""}
+    out = fim.normalize("/v1/completions", body, "starcoder")
+    assert out["prompt"] == text and "suffix" not in out
+    out = fim.normalize("/v1/completions", body, "qwen")
+    assert out["prompt"] == "<|fim_prefix|>P<|fim_suffix|>S<|fim_middle|>"
+
+
+def test_normalize_unknown_target() -> None:
+    with pytest.raises(ValueError, match="unknown FIM format"):
+        fim.normalize("/v1/completions", {"prompt": "x", "suffix": "y"}, "gpt")
