@@ -40,6 +40,7 @@ run: provision
 test: provision
 	VARIANT_PROXY_LLAMA_SERVER="$$(cat $(VENV)/.llama-server)" \
 	VARIANT_PROXY_MODEL="$$(cat $(VENV)/.model)" \
+	VARIANT_PROXY_REQUIRE_REAL=1 \
 	$(VENV)/bin/pytest -q
 
 lint: venv

@@ -28,6 +28,18 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(key, raising=False)
 
 
+def require_real_server() -> tuple[str, str]:
+    """The provisioned llama-server and model; a skip locally, a failure under `make test`."""
+    binary = os.environ.get("VARIANT_PROXY_LLAMA_SERVER")
+    model = os.environ.get("VARIANT_PROXY_MODEL")
+    if not binary or not model:
+        why = "set VARIANT_PROXY_LLAMA_SERVER and VARIANT_PROXY_MODEL (make test does)"
+        if os.environ.get("VARIANT_PROXY_REQUIRE_REAL"):
+            pytest.fail(why)
+        pytest.skip(why)
+    return binary, model
+
+
 @pytest.fixture(scope="session")
 def fake_server() -> Iterator[tuple[FakeUpstream, str]]:
     fake = FakeUpstream()

@@ -16,17 +16,15 @@ import pytest
 import yaml
 
 from proxy.app import Proxy, create_app
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require_real_server
 from tests.fakeupstream import run_server
 
 pytestmark = pytest.mark.real_server
 
-LLAMA_SERVER = os.environ.get("VARIANT_PROXY_LLAMA_SERVER")
-MODEL = os.environ.get("VARIANT_PROXY_MODEL")
-needs_llama = pytest.mark.skipif(
-    not LLAMA_SERVER or not MODEL,
-    reason="set VARIANT_PROXY_LLAMA_SERVER and VARIANT_PROXY_MODEL (make test does)",
-)
+
+@pytest.fixture
+def needs_llama() -> None:
+    require_real_server()
 
 
 def demo_config(tmp_path: Path, **backend: Any) -> Path:
@@ -56,8 +54,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if not LLAMA_SERVER or not MODEL:
-        pytest.skip("set VARIANT_PROXY_LLAMA_SERVER and VARIANT_PROXY_MODEL (make test does)")
+    require_real_server()
     tmp = tmp_path_factory.mktemp("real")
     app = create_app(demo_config(tmp))
     with run_server(app) as url:
@@ -71,13 +68,13 @@ def wait_for(predicate: Any, timeout: float) -> None:
         time.sleep(0.05)
 
 
-@needs_llama
+@pytest.mark.usefixtures("needs_llama")
 def test_models_lists_the_demo_names(stack: Stack) -> None:
     ids = [m.id for m in stack.client.models.list()]
     assert {"auto", "gemma-instruct", "gemma", "gemma-complete", "complex"} <= set(ids)
 
 
-@needs_llama
+@pytest.mark.usefixtures("needs_llama")
 def test_chat_non_streaming(stack: Stack) -> None:
     raw = stack.client.chat.completions.with_raw_response.create(
         model="auto",
@@ -93,7 +90,7 @@ def test_chat_non_streaming(stack: Stack) -> None:
     assert reply.usage is not None and 0 < reply.usage.completion_tokens <= 16
 
 
-@needs_llama
+@pytest.mark.usefixtures("needs_llama")
 def test_chat_streaming_with_usage(stack: Stack) -> None:
     stream = stack.client.chat.completions.create(
         model="gemma",
@@ -109,7 +106,7 @@ def test_chat_streaming_with_usage(stack: Stack) -> None:
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
 
 
-@needs_llama
+@pytest.mark.usefixtures("needs_llama")
 def test_completions_streaming_and_not(stack: Stack) -> None:
     reply = stack.client.completions.create(
         model="gemma-instruct", prompt="def add(a, b):\n    return", max_tokens=8, temperature=0
@@ -127,7 +124,7 @@ def test_completions_streaming_and_not(stack: Stack) -> None:
     assert pieces
 
 
-@needs_llama
+@pytest.mark.usefixtures("needs_llama")
 def test_disconnect_mid_stream_frees_the_slot(stack: Stack) -> None:
     wait_for(lambda: stack.busy_slots() == 0, 30)
     stream = stack.client.chat.completions.create(
@@ -145,7 +142,7 @@ def test_disconnect_mid_stream_frees_the_slot(stack: Stack) -> None:
     assert time.monotonic() - closed < 5
 
 
-@needs_llama
+@pytest.mark.usefixtures("needs_llama")
 def test_killed_backend_is_restarted_and_serves_again(stack: Stack) -> None:
     proc = stack.proxy.managed["gemma"]
     before = proc.restarts
@@ -160,7 +157,7 @@ def test_killed_backend_is_restarted_and_serves_again(stack: Stack) -> None:
     assert reply.choices[0].message is not None
 
 
-@needs_llama
+@pytest.mark.usefixtures("needs_llama")
 def test_lazy_backend_starts_on_first_request(tmp_path: Path) -> None:
     app = create_app(demo_config(tmp_path, start="lazy"))
     proxy: Proxy = app.state.proxy

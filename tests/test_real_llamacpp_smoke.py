@@ -10,7 +10,6 @@ Run via `make test`, or by hand:
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import httpx
@@ -18,11 +17,10 @@ import pytest
 
 from proxy.backends import LlamaCppAdapter
 from proxy.supervisor import ManagedProcess, find_free_port, render_command
+from tests.conftest import require_real_server
 
 pytestmark = pytest.mark.real_server
 
-LLAMA_SERVER = os.environ.get("VARIANT_PROXY_LLAMA_SERVER")
-MODEL = os.environ.get("VARIANT_PROXY_MODEL")
 
 # The command line a config would give, with {model} and {port} placeholders.
 LLAMA_ARGV = [
@@ -40,12 +38,7 @@ LLAMA_ARGV = [
 
 @pytest.fixture
 def llama(tmp_path: Path) -> tuple[str, str]:
-    if not LLAMA_SERVER or not MODEL:
-        pytest.skip(
-            "set VARIANT_PROXY_LLAMA_SERVER and VARIANT_PROXY_MODEL "
-            "(from `python scripts/provision.py llama-server|model`) to run this test"
-        )
-    return LLAMA_SERVER, MODEL
+    return require_real_server()
 
 
 def test_llama_server_under_supervision(llama: tuple[str, str], tmp_path: Path) -> None:
