@@ -190,7 +190,8 @@ _STRONG_LOOKUP = {k.replace("\\", "").lower(): v for k, v in _STRONG_NAMES.items
 _WEAK_ALT = "|".join(sorted(_WEAK_NAMES, key=len, reverse=True))
 _WEAK_BEFORE = (
     r"(?:\b(?:[Ii]n|[Tt]o|[Ii]nto|[Ff]rom|[Uu]sing|[Ww]ith|[Vv]ia|and|or|nor|[Ff]or|pure|"
-    r"plain|idiomatic|modern|native|vs\.?|versus|[Ww]rite|[Ll]earn(?:ing)?|[Pp]ort)\s+)"
+    r"plain|idiomatic|modern|native|vs\.?|versus|[Ww]rite|[Ll]earn(?:ing)?|[Pp]ort)\s+"
+    r"(?:(?:a|an|the|some|simple|small|basic|short|quick|tiny|idiomatic|modern|pure)\s+)?)"
 )
 _WEAK_AFTER = (
     r"(?:\s+(?:code|codes|program|programs|version|implementation|port|librar(?:y|ies)|"

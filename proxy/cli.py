@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import logging
 import signal
@@ -50,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", default=None, choices=["critical", "error", "warning", "info", "debug"]
     )
+    serve.add_argument(
+        "--allow-remote",
+        action="store_true",
+        default=None,
+        help="listen on a non-loopback address even without API keys (not recommended)",
+    )
 
     check = sub.add_parser("check", help="validate a config and summarise it")
     _add_config(check)
@@ -76,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for key in ("config", "host", "port", "log_level"):
+    for key in ("config", "host", "port", "log_level", "allow_remote"):
         value = getattr(args, key, None)
         if value is not None:
             overrides[key] = value
@@ -126,7 +133,7 @@ def cmd_models(settings: Settings, as_json: bool, out: TextIO, err: TextIO) -> i
     cfg = _load(settings, err)
     if cfg is None:
         return 1
-    from .app import Proxy
+    from .service import Proxy
 
     listing = Proxy(cfg, source=str(settings.config)).models()
     if as_json:
@@ -148,9 +155,9 @@ def cmd_models(settings: Settings, as_json: bool, out: TextIO, err: TextIO) -> i
 
 
 def _explain_one(rt: Any, path: str, body: Any) -> dict[str, Any]:
-    from .app import _PATH_TO_ENDPOINT, parse_payload
+    from .runtime import PATH_TO_ENDPOINT, parse_payload
 
-    endpoint = _PATH_TO_ENDPOINT.get(path)
+    endpoint = PATH_TO_ENDPOINT.get(path)
     if endpoint is None:
         return {"error": {"message": f"unknown endpoint {path!r}", "code": "invalid_request"}}
     try:
@@ -170,7 +177,7 @@ def cmd_explain(
     cfg = _load(settings, err)
     if cfg is None:
         return 1
-    from .app import Runtime
+    from .runtime import Runtime
 
     rt = Runtime(cfg, str(settings.config), {n: 0 for n in cfg.backends})
     if not jsonl:
@@ -214,6 +221,14 @@ def cmd_serve(settings: Settings, err: TextIO) -> int:
             print(f"{issue}", file=err)
         return 1
     proxy = app.state.proxy
+    if not _is_loopback(settings.host) and not proxy.keys.enabled and not settings.allow_remote:
+        print(
+            f"error: refusing to listen on {settings.host} without API keys: anyone who can "
+            "reach it could use your models. Set server.auth.api_keys_env (or api_keys_file), "
+            "or pass --allow-remote / VARIANT_PROXY_ALLOW_REMOTE=1 if something else guards it.",
+            file=err,
+        )
+        return 1
     base = f"http://{settings.host}:{settings.port}"
     print(f"variant-proxy listening on {base}/v1  (metrics: {base}/metrics)", file=err, flush=True)
     config = uvicorn.Config(
@@ -221,7 +236,7 @@ def cmd_serve(settings: Settings, err: TextIO) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=int(proxy.runtime.cfg.server.drain_timeout),
         server_header=False,
     )
     server = uvicorn.Server(config)
@@ -240,6 +255,15 @@ def cmd_serve(settings: Settings, err: TextIO) -> int:
 
     asyncio.run(run())
     return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:

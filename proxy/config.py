@@ -73,6 +73,9 @@ class Backend(_Strict):
     api_key_env: str | None = None
     timeouts: Timeouts = Timeouts()
     max_concurrency: int | None = Field(None, ge=1)
+    max_queue: int = Field(64, ge=0)
+    queue_timeout: float = Field(30.0, gt=0)
+    breaker: Breaker | None = None
     # Managed backends: variant-proxy starts and supervises the server itself.
     command: list[str] | None = None
     port: int | None = Field(None, ge=1, le=65535)
@@ -126,6 +129,7 @@ class Variant(_Strict):
     """A model as one backend knows it, under a name clients can ask for."""
 
     backend: str
+    replicas: list[str] = []
     model: str
     aliases: list[str] = []
     fim: FimFormat | None = None
@@ -180,13 +184,35 @@ class Routes(_Strict):
                 return []
 
 
+class Breaker(_Strict):
+    """Circuit breaker: open after `failures` consecutive failures, probe after `cooldown`."""
+
+    failures: int = Field(3, ge=1)
+    cooldown: float = Field(10.0, gt=0)
+
+
+class Auth(_Strict):
+    """Bearer API keys clients must send. Keys come from env or a file, never from here."""
+
+    api_keys_env: str | None = None
+    api_keys_file: str | None = None
+    protect_admin: bool = True
+    protect_metrics: bool = False
+
+
 class ServerConfig(_Strict):
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    max_header_bytes: int = Field(16 * 1024, ge=1024)
     keepalive_after: float = Field(5.0, gt=0)
     keepalive_interval: float = Field(5.0, gt=0)
     health_interval: float = Field(10.0, gt=0)
+    drain_timeout: float = Field(30.0, ge=0)
+    watch_config: bool = True
+    log_prompts: bool = False
     state_dir: str = ".variant-proxy"
+    breaker: Breaker = Breaker()
+    auth: Auth = Auth()
 
 
 class RouterConfig(_Strict):
@@ -248,6 +274,18 @@ def _check_references(cfg: RouterConfig) -> list[ConfigIssue]:
         issues.append(ConfigIssue("backends", "at least one backend is required"))
     if not cfg.variants:
         issues.append(ConfigIssue("variants", "at least one variant is required"))
+    auth = cfg.server.auth
+    if auth.api_keys_env is not None and not os.environ.get(auth.api_keys_env):
+        issues.append(
+            ConfigIssue(
+                "server.auth.api_keys_env",
+                f"environment variable {auth.api_keys_env} is not set",
+            )
+        )
+    if auth.api_keys_file is not None and not Path(auth.api_keys_file).is_file():
+        issues.append(
+            ConfigIssue("server.auth.api_keys_file", f"no such file: {auth.api_keys_file}")
+        )
     for name, backend in cfg.backends.items():
         if backend.url is None and backend.command is None:
             issues.append(ConfigIssue(f"backends.{name}.url", "required (or give a command)"))
@@ -267,13 +305,20 @@ def _check_references(cfg: RouterConfig) -> list[ConfigIssue]:
     owner: dict[str, str] = {}
     for name, variant in cfg.variants.items():
         path = f"variants.{name}"
+        known = ", ".join(sorted(cfg.backends)) or "none"
         if variant.backend not in cfg.backends:
-            known = ", ".join(sorted(cfg.backends)) or "none"
             issues.append(
                 ConfigIssue(
                     f"{path}.backend", f"unknown backend {variant.backend!r} (known: {known})"
                 )
             )
+        for i, replica in enumerate(variant.replicas):
+            if replica not in cfg.backends:
+                issues.append(
+                    ConfigIssue(
+                        f"{path}.replicas.{i}", f"unknown backend {replica!r} (known: {known})"
+                    )
+                )
         for key, label in [(name, path), *((a, f"{path}.aliases") for a in variant.aliases)]:
             if not _NAME.match(key):
                 issues.append(ConfigIssue(label, f"{key!r} is not a valid model name"))

@@ -7,10 +7,12 @@
     │   ├── ModelNotFound             404 unknown model name
     │   ├── MethodNotAllowed          405
     │   ├── VersionMismatch           409 pinned model version drifted
-    │   └── PayloadTooLarge           413 body over `server.max_body_bytes`
-    ├── Unavailable                   503 no eligible variant / queue full
+    │   ├── PayloadTooLarge           413 body over `server.max_body_bytes`
+    │   └── HeadersTooLarge           431 headers over `server.max_header_bytes`
+    ├── Unavailable                   503 no eligible variant
     └── UpstreamError                 the model server failed us (5xx)
-        ├── UpstreamUnreachable       502 connection refused / reset / DNS
+        ├── UpstreamBusy              503 backend at max_concurrency, queue full or timed out
+        ├── UpstreamUnreachable       502 connection refused / reset / DNS / failed to start
         ├── UpstreamProtocolError     502 the server spoke nonsense or died mid-body
         ├── UpstreamStatusError       502 the server answered 5xx
         └── UpstreamTimeout           504 connect, first byte, idle or total timeout
@@ -32,6 +34,7 @@ import orjson
 __all__ = [
     "ConfigError",
     "ConfigIssue",
+    "HeadersTooLarge",
     "InvalidRequest",
     "MethodNotAllowed",
     "ModelNotFound",
@@ -40,6 +43,7 @@ __all__ = [
     "RequestError",
     "Unauthorized",
     "Unavailable",
+    "UpstreamBusy",
     "UpstreamError",
     "UpstreamProtocolError",
     "UpstreamStatusError",
@@ -113,6 +117,10 @@ class PayloadTooLarge(RequestError):
     code = "request_too_large"
 
 
+class HeadersTooLarge(RequestError):
+    code = "request_header_fields_too_large"
+
+
 class Unavailable(ProxyError):
     type = "server_error"
     code = "no_backend_available"
@@ -125,6 +133,14 @@ class Unavailable(ProxyError):
 class UpstreamError(ProxyError):
     type = "upstream_error"
     code = "upstream_error"
+
+
+class UpstreamBusy(UpstreamError):
+    code = "backend_busy"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
 
 
 class UpstreamUnreachable(UpstreamError):
@@ -160,9 +176,13 @@ def status_of(exc: ProxyError) -> int:
             return 409
         case PayloadTooLarge():
             return 413
+        case HeadersTooLarge():
+            return 431
         case RequestError():
             return 400
         case Unavailable():
+            return 503
+        case UpstreamBusy():
             return 503
         case UpstreamTimeout():
             return 504

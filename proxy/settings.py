@@ -24,3 +24,4 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8780, ge=0, le=65535)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    allow_remote: bool = False

@@ -83,6 +83,7 @@ class Observation:
     committed: bool = False
     error: ProxyError | None = None
     at_boundary: bool = True
+    slot_acquired: bool = False
     on_chunk: Callable[[bytes, float], None] | None = None
 
 

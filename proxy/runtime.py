@@ -1,0 +1,150 @@
+"""Everything derived from one config, and the pure request-side decisions.
+
+`Runtime` is built once per config and never mutated: a reload builds a new
+one and swaps it in, so a request in flight keeps the config it started
+with. `parse_payload` checks only what routing needs; the rest of the body
+is the backend's business.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from . import fim
+from .classify import Classifier
+from .config import RouterConfig
+from .errors import InvalidRequest, ModelNotFound, Unavailable
+from .routing import Decision, Eligibility, Router
+
+__all__ = ["ENDPOINTS", "PATH_TO_ENDPOINT", "Runtime", "parse_payload"]
+
+#: endpoint label → upstream path, and the body field each one requires.
+ENDPOINTS: dict[str, tuple[str, str]] = {
+    "chat": ("/v1/chat/completions", "messages"),
+    "completions": ("/v1/completions", "prompt"),
+    "embeddings": ("/v1/embeddings", "input"),
+}
+PATH_TO_ENDPOINT = {path: name for name, (path, _) in ENDPOINTS.items()}
+
+
+def parse_payload(endpoint: str, body: bytes) -> dict[str, Any]:
+    """The request JSON, checked just enough to route it; the rest is the backend's business."""
+    if not body:
+        raise InvalidRequest("request body is empty; send a JSON object")
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    model = payload.get("model")
+    if model is None:
+        raise InvalidRequest("you must provide a model parameter", param="model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("model must be a non-empty string", param="model")
+    field = ENDPOINTS[endpoint][1]
+    value = payload.get(field)
+    if value is None:
+        raise InvalidRequest(f"missing required parameter: {field!r}", param=field)
+    if endpoint == "chat" and (not isinstance(value, list) or not value):
+        raise InvalidRequest("messages must be a non-empty array", param="messages")
+    stream = payload.get("stream", False)
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("stream must be a boolean", param="stream")
+    return payload
+
+
+class Runtime:
+    """Everything derived from one config. Immutable once built; replaced on reload."""
+
+    def __init__(self, cfg: RouterConfig, source: str, ports: Mapping[str, int]) -> None:
+        self.cfg = cfg
+        self.source = source
+        self.router = Router(cfg)
+        self.classifier = Classifier(cfg.classifier)
+        self.urls: dict[str, str] = {}
+        self.headers: dict[str, dict[str, str]] = {}
+        for name, backend in cfg.backends.items():
+            if backend.url is not None:
+                self.urls[name] = backend.url
+            else:
+                self.urls[name] = f"http://127.0.0.1:{ports[name]}"
+            headers = {"content-type": "application/json", "accept": "*/*"}
+            if backend.api_key_env:
+                headers["authorization"] = f"Bearer {os.environ.get(backend.api_key_env, '')}"
+            self.headers[name] = headers
+
+    def decide(
+        self, endpoint: str, payload: Mapping[str, Any], eligible: Eligibility | None = None
+    ) -> Decision:
+        """Classify (when asked to) and order the candidates. Pure apart from a random draw."""
+        model = str(payload["model"])
+        target = self.router.resolve(model)
+        if target is None:
+            names = ", ".join(self.router.known_names())
+            raise ModelNotFound(
+                f"The model {model[:100]!r} does not exist. Choose one of: {names}",
+                param="model",
+            )
+        needs_infill = endpoint == "completions" and (
+            isinstance(payload.get("suffix"), str)
+            and bool(payload.get("suffix"))
+            or fim.detect(_prompt_text(payload.get("prompt"))) is not None
+        )
+        signals: Mapping[str, Any] = {}
+        if target.kind == "variant":
+            return Decision(
+                cls="direct",
+                rule="model",
+                reason=f"model {model!r} names variant {target.name}",
+                variant=target.name,
+                candidates=(target.name,),
+            )
+        if endpoint == "embeddings":
+            cls, rule, reason = "embeddings", "endpoint", "embeddings request"
+        elif target.kind == "class":
+            cls, rule, reason = target.name, "model", f"client asked for class {target.name}"
+        else:
+            decision = self.classifier.classify(ENDPOINTS[endpoint][0], payload)
+            cls, rule, reason, signals = (
+                decision.cls,
+                decision.rule,
+                decision.reason,
+                decision.signals,
+            )
+        candidates, skipped = self.router.candidates(
+            cls, needs_infill=needs_infill, eligible=eligible, draw=random.random()
+        )
+        if not candidates:
+            why = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "empty route"
+            raise Unavailable(f"no eligible variant for class {cls!r} ({why})")
+        return Decision(
+            cls=cls,
+            rule=rule,
+            reason=reason,
+            variant=candidates[0],
+            candidates=tuple(candidates),
+            skipped=skipped,
+            signals=signals,
+        )
+
+    def body_for(self, variant: str, endpoint: str, payload: dict[str, Any]) -> bytes:
+        spec = self.cfg.variants[variant]
+        out = dict(payload)
+        out["model"] = spec.model
+        if endpoint == "completions" and spec.fim is not None:
+            out = fim.normalize(ENDPOINTS[endpoint][0], out, spec.fim)
+        return orjson.dumps(out)
+
+
+def _prompt_text(prompt: Any) -> str:
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list) and prompt and isinstance(prompt[0], str):
+        return str(prompt[0])
+    return ""
