@@ -213,6 +213,8 @@ def cmd_serve(settings: Settings, err: TextIO) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # one line per health probe and request is noise; uvicorn's access log already has requests
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.root.level))
     try:
         app = create_app(settings.config)
     except ConfigError as exc:
@@ -229,8 +231,9 @@ def cmd_serve(settings: Settings, err: TextIO) -> int:
             file=err,
         )
         return 1
-    base = f"http://{settings.host}:{settings.port}"
-    print(f"variant-proxy listening on {base}/v1  (metrics: {base}/metrics)", file=err, flush=True)
+    shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "[::]") else settings.host
+    base = f"http://{shown}:{settings.port}"
+    print(_banner(base, proxy.runtime.cfg), file=err, flush=True)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -255,6 +258,28 @@ def cmd_serve(settings: Settings, err: TextIO) -> int:
 
     asyncio.run(run())
     return 0
+
+
+def _banner(base: str, cfg: RouterConfig) -> str:
+    names = ", ".join(["auto", *cfg.variants])
+    body = (
+        '{"model": "auto", "messages": [{"role": "user", '
+        '"content": "Write a Python function that reverses a string."}]}'
+    )
+    return "\n".join(
+        [
+            f"variant-proxy: point OpenAI clients at {base}/v1 (api_key: any string"
+            + (
+                ", or one of server.auth's keys)"
+                if cfg.server.auth.api_keys_env or cfg.server.auth.api_keys_file
+                else ")"
+            ),
+            f"  models:  {names}",
+            f"  metrics: {base}/metrics   backends: {base}/backends   ready: {base}/ready",
+            f"  try:     curl -s {base}/v1/chat/completions -H 'content-type: application/json' "
+            f"-d '{body}'",
+        ]
+    )
 
 
 def _is_loopback(host: str) -> bool:

@@ -1,0 +1,231 @@
+"""Benchmark suites: the file format, loading, and turning an answer into code.
+
+A suite is a JSON (or YAML) file, versioned, holding tasks of one class:
+
+    {"name": "complex", "version": 1, "class": "complex", "description": "...",
+     "tasks": [{"id": "lru-cache", "language": "python", "max_tokens": 768,
+                "messages": [{"role": "user", "content": "Write ..."}],
+                "test": "c = LRU(2) ...", "reference": "```python\\n...```"}]}
+
+A task is either a chat task (`messages`, answered by /v1/chat/completions,
+code taken from the answer's fenced block) or a fill-in-the-middle task
+(`prompt` + `suffix`, answered by /v1/completions; the filled text goes
+between them). The program that runs is `setup + answer + test` (with the
+prompt and suffix around the answer for fill-in-the-middle), in `language`.
+It passes when it exits 0 and, if `expected_output` is given, prints exactly
+that. Where the language's toolchain is missing, `static` regexes are checked
+against the answer instead. This module is pure: no I/O beyond reading files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "BUILTIN_SUITES",
+    "Language",
+    "Suite",
+    "SuiteError",
+    "Task",
+    "builtin_suite_names",
+    "extract",
+    "load_suite",
+]
+
+Language = Literal["python", "javascript", "c", "shell"]
+Extract = Literal["fence", "fim", "raw"]
+
+#: Shipped suites, one per request class, in `proxy/bench/suites/`.
+BUILTIN_SUITES: tuple[str, ...] = ("completion", "instruction", "complex", "multi-language")
+
+_FENCE_TAGS: dict[str, tuple[str, ...]] = {
+    "python": ("python", "py", "python3"),
+    "javascript": ("javascript", "js", "node", "nodejs"),
+    "c": ("c", "h"),
+    "shell": ("bash", "sh", "shell", "zsh"),
+}
+_END_MARKERS = ("<EOT>", "<|endoftext|>", "<|file_separator|>", "<|fim_pad|>", "<end_of_turn>")
+
+
+class SuiteError(Exception):
+    """A suite that can't be found or doesn't match the format."""
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Task(BaseModel):
+    """One benchmark problem."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:-]*$")
+    cls: str | None = Field(None, alias="class")
+    language: Language = "python"
+    max_tokens: int = Field(512, ge=1, le=32768)
+    messages: list[Message] | None = None
+    prompt: str | None = None
+    suffix: str = ""
+    extract: Extract | None = None
+    setup: str = ""
+    test: str = ""
+    expected_output: str | None = None
+    static: list[str] = []
+    reference: str | None = None
+    human_language: str = "en"
+    tags: list[str] = []
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> Task:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("give either messages (chat) or prompt (+ suffix) (completion)")
+        if self.messages is not None and not self.messages:
+            raise ValueError("messages must not be empty")
+        for pattern in self.static:
+            re.compile(pattern)
+        if not self.test and self.expected_output is None and not self.static:
+            raise ValueError("give test code, expected_output or static patterns to check")
+        return self
+
+    @property
+    def chat(self) -> bool:
+        return self.messages is not None
+
+    @property
+    def extraction(self) -> Extract:
+        return self.extract or ("fence" if self.chat else "fim")
+
+
+class Suite(BaseModel):
+    """A versioned set of tasks of one class."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    version: int | str
+    cls: str = Field(alias="class")
+    description: str = ""
+    license: str | None = None
+    source: str | None = None
+    tasks: list[Task]
+
+    @model_validator(mode="after")
+    def _unique(self) -> Suite:
+        ids = [t.id for t in self.tasks]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate task ids: {', '.join(dupes)}")
+        if not self.tasks:
+            raise ValueError("a suite needs at least one task")
+        return self
+
+    def task_class(self, task: Task) -> str:
+        return task.cls or self.cls
+
+    def limited(self, limit: int | None) -> Suite:
+        if limit is None or limit >= len(self.tasks):
+            return self
+        return self.model_copy(update={"tasks": self.tasks[:limit]})
+
+
+def builtin_suite_names() -> tuple[str, ...]:
+    return BUILTIN_SUITES
+
+
+def _parse(text: str, source: str) -> Suite:
+    try:
+        data: Any = yaml.safe_load(text) if source.endswith((".yaml", ".yml")) else json.loads(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise SuiteError(f"{source}: not valid JSON/YAML: {exc}") from exc
+    try:
+        return Suite.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: "
+            + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"])
+            for err in exc.errors()
+        )
+        raise SuiteError(f"{source}: {problems}") from exc
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """A shipped suite by name (`complex`) or a suite file by path."""
+    if name_or_path in BUILTIN_SUITES:
+        res = resources.files("proxy.bench").joinpath("suites", f"{name_or_path}.json")
+        return _parse(res.read_text(encoding="utf-8"), f"{name_or_path}.json")
+    path = Path(name_or_path)
+    if not path.is_file():
+        known = ", ".join(BUILTIN_SUITES)
+        raise SuiteError(f"no suite {name_or_path!r}: not a shipped suite ({known}) nor a file")
+    return _parse(path.read_text(encoding="utf-8"), str(path))
+
+
+# -- turning an answer into code ----------------------------------------------------------------
+
+_FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:^[ \t]*\1[ \t]*$|\Z)", re.M | re.S)
+
+
+def extract(task: Task, answer: str) -> str:
+    """The code in a model's answer, by the task's extraction rule."""
+    match task.extraction:
+        case "raw":
+            return _strip_markers(answer)
+        case "fim":
+            return _fim(task, answer)
+        case "fence":
+            return _fenced(task.language, answer)
+
+
+def _strip_markers(text: str) -> str:
+    for marker in _END_MARKERS:
+        cut = text.find(marker)
+        if cut >= 0:
+            text = text[:cut]
+    return text
+
+
+def _fenced(language: str, answer: str) -> str:
+    """The first code block tagged with the language, else the longest block, else all text."""
+    answer = _strip_markers(answer)
+    blocks = [(m.group(2).lower(), m.group(3)) for m in _FENCE.finditer(answer)]
+    if not blocks:
+        return answer.strip("\n")
+    tags = _FENCE_TAGS.get(language, (language,))
+    for tag, body in blocks:
+        if tag in tags:
+            return body.rstrip()
+    untagged = [body for tag, body in blocks if not tag]
+    pool = untagged or [body for _, body in blocks]
+    return max(pool, key=len).rstrip()
+
+
+def _fim(task: Task, answer: str) -> str:
+    """The infilled middle: up to an end marker, and not repeating the given suffix."""
+    text = _strip_markers(answer)
+    first = next((line for line in task.suffix.splitlines() if line.strip()), "")
+    if first:
+        cut = text.find(first)
+        if cut >= 0:
+            text = text[:cut]
+    return text.rstrip() if not task.suffix.startswith("\n") else text.rstrip(" \t")
+
+
+def program(task: Task, code: str) -> str:
+    """The source file that is executed for one extracted answer."""
+    if task.chat:
+        parts = [task.setup, code, task.test]
+    else:
+        assert task.prompt is not None
+        parts = [task.setup, task.prompt + code + task.suffix, task.test]
+    return "\n\n".join(p for p in parts if p) + "\n"
