@@ -109,6 +109,11 @@ def create_app(
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(proxy.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    async def pins(request: Request) -> Response:
+        if proxy.pins is None:
+            return _json({"policy": proxy.runtime.cfg.pinning.policy, "variants": {}})
+        return _json(proxy.pins.snapshot())
+
     async def backends(request: Request) -> Response:
         return _json({"backends": proxy.backend_status()})
 
@@ -177,6 +182,7 @@ def create_app(
         Route("/ready", ready, methods=["GET"]),
         Route("/metrics", admin(metrics_endpoint, metrics_endpoint=True), methods=["GET"]),
         Route("/backends", admin(backends), methods=["GET"]),
+        Route("/pins", admin(pins), methods=["GET"]),
         Route("/route/explain", admin(explain), methods=["POST"]),
         Route("/admin/reload", admin(reload), methods=["POST"]),
     ]

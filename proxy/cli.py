@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from . import pinning
 from .config import CLASSES, RouterConfig, load_config
 from .errors import ConfigError, ProxyError, status_of
 from .settings import Settings
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help='read lines of {"endpoint": ..., "body": {...}}, print one decision per line',
     )
+    pinning.register_cli(sub)
     return parser
 
 
@@ -301,6 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_check(settings, sys.stdout, sys.stderr)
         case "models":
             return cmd_models(settings, args.json, sys.stdout, sys.stderr)
+        case "lock" | "verify":
+            return pinning.run_cli(args)
         case "explain":
             return cmd_explain(
                 settings, args.endpoint, args.jsonl, sys.stdin, sys.stdout, sys.stderr

@@ -40,6 +40,7 @@ __all__ = [
 #: The request classes, in the default precedence order.
 CLASSES: tuple[str, ...] = ("completion", "complex", "multi-language", "instruction")
 
+Policy = Literal["enforce", "warn", "off"]
 BackendKind = Literal["ollama", "lmstudio", "llamacpp", "vllm", "openai"]
 FimFormat = Literal["codellama", "starcoder", "qwen", "deepseek", "codestral", "native-suffix"]
 
@@ -139,6 +140,22 @@ class Variant(_Strict):
     timeouts: Timeouts | None = None
 
 
+class PinningConfig(_Strict):
+    """The ``pinning:`` section of the routing config."""
+
+    #: enforce: a drifted, unverifiable or unreachable pinned variant does not serve;
+    #: warn: it serves, the drift is logged and counted; off: no identity checks at all.
+    policy: Policy = "enforce"
+    #: Seconds between background re-checks of every variant's identity.
+    interval: float = Field(60.0, gt=0)
+    #: The lockfile; default ``models.lock`` beside the config file
+    #: (``config/models.lock`` for ``config/router.yaml``). Relative paths are from the cwd.
+    lockfile: str | None = None
+    #: Hash local weights files (llama.cpp ``model_path``) into ``sha256``. Each file is
+    #: hashed once per (path, size, mtime), in a thread.
+    hash_files: bool = True
+
+
 class RouteCandidate(_Strict):
     variant: str
     weight: float | None = Field(None, gt=0)
@@ -223,6 +240,7 @@ class RouterConfig(_Strict):
     variants: dict[str, Variant]
     routes: Routes
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    pinning: PinningConfig = PinningConfig()
 
     def backend_url(self, name: str) -> str:
         backend = self.backends[name]

@@ -40,7 +40,6 @@ from typing import Any, Literal, NamedTuple, TextIO
 
 import httpx
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
 
 from .backends import adapter_for
 from .backends.identity import (
@@ -51,8 +50,10 @@ from .backends.identity import (
     fetch_identity,
     now_iso,
 )
-from .config import Pin, RouterConfig, load_config
-from .errors import ConfigError
+from .config import Pin, PinningConfig, Policy, RouterConfig, load_config
+from .errors import ConfigError, VersionMismatch
+from .settings import Settings
+from .supervisor import BackendStartError, ManagedProcess, find_free_port, render_command
 
 __all__ = [
     "INFORMATIONAL_FIELDS",
@@ -80,12 +81,12 @@ __all__ = [
     "resolve_target",
     "run_cli",
     "verify",
+    "version_mismatch",
     "write_lockfile",
 ]
 
 log = logging.getLogger(__name__)
 
-Policy = Literal["enforce", "warn", "off"]
 Status = Literal["ok", "drifted", "unverifiable", "unreachable", "unpinned"]
 FieldValue = str | int
 
@@ -101,24 +102,6 @@ _LOCATION_FIELDS = frozenset({"model_path", "id"})
 _HASH_FIELDS = frozenset({"digest", "sha256"})
 
 
-class PinningConfig(BaseModel):
-    """The ``pinning:`` section of the routing config."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    #: enforce: a drifted, unverifiable or unreachable pinned variant does not serve;
-    #: warn: it serves, the drift is logged and counted; off: no identity checks at all.
-    policy: Policy = "enforce"
-    #: Seconds between background re-checks of every variant's identity.
-    interval: float = Field(60.0, gt=0)
-    #: The lockfile; default ``models.lock`` beside the config file
-    #: (``config/models.lock`` for ``config/router.yaml``). Relative paths are from the cwd.
-    lockfile: str | None = None
-    #: Hash local weights files (llama.cpp ``model_path``) into ``sha256``. Each file is
-    #: hashed once per (path, size, mtime), in a thread.
-    hash_files: bool = True
-
-
 def lockfile_path(config_path: str | os.PathLike[str], pinning: PinningConfig | None) -> Path:
     """Where the lockfile of the config at ``config_path`` lives."""
     if pinning is not None and pinning.lockfile is not None:
@@ -127,10 +110,7 @@ def lockfile_path(config_path: str | os.PathLike[str], pinning: PinningConfig | 
 
 
 def _pinning_of(cfg: RouterConfig) -> PinningConfig:
-    # RouterConfig gains `pinning: PinningConfig` when this module is wired in; until then
-    # (and for configs built by hand in tests) the defaults apply.
-    found = getattr(cfg, "pinning", None)
-    return found if isinstance(found, PinningConfig) else PinningConfig()
+    return cfg.pinning
 
 
 # -- comparing ---------------------------------------------------------------------------------
@@ -284,6 +264,18 @@ class PinState:
             case _:
                 return f"pin unverified: {self.detail or 'backend unreachable'}"
 
+    def info_labels(self) -> dict[str, str]:
+        """Labels for an info metric (``variant_proxy_pin_info``): the status and the
+        observed identity's key fields (hashes shortened to 12 hex digits), "" if unknown."""
+        fields = self.observed.fields if self.observed is not None else {}
+        return {
+            "status": self.status,
+            **{
+                key: _short(fields[key]) if key in fields else ""
+                for key in ("sha256", "digest", "quantization", "id")
+            },
+        }
+
     def as_dict(self) -> dict[str, Any]:
         """The JSON for ``GET /pins`` and ``verify --json``."""
         return {
@@ -296,6 +288,26 @@ class PinState:
             "checked_at": self.checked_at,
             "detail": self.detail,
         }
+
+
+def version_mismatch(state: PinState) -> VersionMismatch:
+    """The 409 ``model_version_mismatch`` for a request that names a drifted variant
+    directly; the error body carries ``variant``, ``status``, ``expected``, ``observed``
+    (only the differing fields) and ``drift``."""
+    name = state.variant
+    return VersionMismatch(
+        f"Variant {name!r} is pinned, but its server serves a different model "
+        f"({state.reason()}). Restore the pinned model, or accept the new one with "
+        f"`variant-proxy lock --variant {name}`.",
+        param="model",
+        extra={
+            "variant": name,
+            "status": state.status,
+            "expected": {d.field: d.expected for d in state.drift},
+            "observed": {d.field: d.observed for d in state.drift},
+            "drift": [d.as_dict() for d in state.drift],
+        },
+    )
 
 
 # -- the lockfile ------------------------------------------------------------------------------
@@ -871,8 +883,6 @@ async def _started(
     cfg: RouterConfig, backends: Iterable[str], err: TextIO
 ) -> AsyncIterator[dict[str, str]]:
     """Start the named managed backends; yield backend → URL for those that came up."""
-    from .supervisor import BackendStartError, ManagedProcess, find_free_port, render_command
-
     procs: list[ManagedProcess] = []
     urls: dict[str, str] = {}
     try:
@@ -916,8 +926,6 @@ def run_cli(
     that could not be locked; 2 bad config, lockfile or arguments."""
     out = out or sys.stdout
     err = err or sys.stderr
-    from .settings import Settings
-
     config_path = Path(args.config) if args.config is not None else Settings().config
     try:
         cfg = load_config(config_path)

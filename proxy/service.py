@@ -29,6 +29,7 @@ import httpx
 
 from .auth import KeyRing, load_keys
 from .backends import HealthResult, adapter_for
+from .backends.identity import FileHashCache
 from .breaker import CircuitBreaker
 from .config import CLASSES, Backend, RouterConfig, load_config
 from .errors import (
@@ -46,6 +47,16 @@ from .errors import (
 )
 from .limits import Limiter, QueueFull, QueueTimeout
 from .metrics import Metrics
+from .pinning import (
+    LockfileError,
+    PinChecker,
+    PinState,
+    expectations,
+    lockfile_path,
+    read_lockfile,
+    resolve_target,
+    version_mismatch,
+)
 from .routing import Decision
 from .runtime import ENDPOINTS, Runtime, parse_payload
 from .supervisor import BackendStartError, ManagedProcess, find_free_port, render_command
@@ -77,6 +88,13 @@ class _Attempt:
 def _header_safe(text: str, limit: int = 200) -> bytes:
     clean = "".join(ch if " " <= ch <= "~" else "?" for ch in text)
     return clean[:limit].encode("ascii")
+
+
+def _identity_label(fields: Mapping[str, Any]) -> str:
+    """A short, stable rendering of identity fields for a metric label."""
+    keys = ("sha256", "digest", "quantization", "id")
+    parts = [f"{k}={str(fields[k])[:12]}" for k in keys if fields.get(k) not in (None, "")]
+    return ",".join(parts) or "-"
 
 
 def _kind(exc: ProxyError) -> str:
@@ -113,6 +131,7 @@ class Proxy:
         #: awaited when a backend (re)becomes healthy (re-verify pins)
         self.on_ready_hooks: list[Callable[[str], Awaitable[None]]] = []
         self.last_request = time.monotonic()
+        self.pins: PinChecker | None = None
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._config_stamp = self._stamp(source)
@@ -153,6 +172,20 @@ class Proxy:
                 restart_max_backoff=backend.restart_backoff.max,
                 on_ready=self._on_backend_ready,
             )
+        self.pins = PinChecker(
+            self.client,
+            lambda v: resolve_target(self.runtime.cfg, v, self.runtime.urls),
+            expected=self._expectations(cfg),
+            policy=cfg.pinning.policy,
+            hashes=FileHashCache() if cfg.pinning.hash_files else None,
+            verified_on_start=lambda v: (
+                self.runtime.cfg.backends[self.runtime.cfg.variants[v].backend].managed
+            ),
+            on_state=self._pin_metrics,
+        )
+        self.eligibility_hooks.append(self.pins.eligible)
+        self.direct_hooks.append(self._check_direct_pin)
+        self.on_ready_hooks.append(self._recheck_pins)
         eager = [p for n, p in self.managed.items() if cfg.backends[n].start == "eager"]
         results = await asyncio.gather(*(p.start() for p in eager), return_exceptions=True)
         for result in results:
@@ -160,6 +193,9 @@ class Proxy:
                 log.error("%s", result)
             elif isinstance(result, BaseException):
                 raise result
+        if cfg.pinning.policy != "off":
+            await self.pins.check_all(self._pinned())
+            self.spawn(self._pin_loop(), "pins")
         self.spawn(self._health_loop(), "health")
         if cfg.server.watch_config and Path(self.runtime.source).is_file():
             self.spawn(self._watch_config(), "config-watch")
@@ -190,6 +226,67 @@ class Proxy:
             state.breaker.success()
         for hook in self.on_ready_hooks:
             await hook(proc.name)
+
+    # -- pins ----------------------------------------------------------------------------------
+
+    def _expectations(self, cfg: RouterConfig) -> dict[str, dict[str, Any]]:
+        path = lockfile_path(self.runtime.source, cfg.pinning)
+        try:
+            lockfile = read_lockfile(path)
+        except LockfileError as exc:
+            log.error("ignoring unreadable lockfile %s: %s", path, exc)
+            lockfile = read_lockfile(path.with_name(".missing-lockfile"))
+        return expectations(cfg, lockfile)
+
+    def _pin_metrics(self, state: PinState) -> None:
+        observed = state.observed.fields if state.observed is not None else {}
+        self.metrics.set_pin(
+            state.variant,
+            expected=_identity_label(state.expected),
+            observed=_identity_label(observed) if observed else state.status,
+            ok=state.serving_ok,
+        )
+
+    def _pinned(self, backend: str | None = None) -> list[str]:
+        """Variants with something to verify (a pin or a lockfile entry), optionally on one
+        backend. Unpinned variants are never probed for identity."""
+        if self.pins is None:
+            return []
+        variants = self.runtime.cfg.variants
+        return [
+            v
+            for v, fields in self.pins.expected.items()
+            if fields
+            and v in variants
+            and (backend is None or backend in (variants[v].backend, *variants[v].replicas))
+        ]
+
+    async def _pin_loop(self) -> None:
+        assert self.pins is not None
+        while True:
+            await asyncio.sleep(self.runtime.cfg.pinning.interval)
+            if self.runtime.cfg.pinning.policy != "off":
+                with contextlib.suppress(Exception):
+                    await self.pins.check_all(self._pinned())
+
+    async def _recheck_pins(self, backend: str) -> None:
+        """A backend came (back) up: what it serves now may not be what it served before."""
+        if self.pins is None or self.runtime.cfg.pinning.policy == "off":
+            return
+        with contextlib.suppress(Exception):
+            await self.pins.check_all(self._pinned(backend))
+
+    def _check_direct_pin(self, variant: str) -> None:
+        if self.pins is not None:
+            state = self.pins.mismatch(variant)
+            if state is not None:
+                raise version_mismatch(state)
+
+    def pin_header(self, variant: str) -> bytes | None:
+        if self.pins is None:
+            return None
+        state = self.pins.states.get(variant)
+        return state.status.encode() if state is not None else None
 
     # -- config --------------------------------------------------------------------------------
 
@@ -250,6 +347,10 @@ class Proxy:
                 else BackendState(spec, cfg.server.breaker)
             )
         self.runtime, self.backends, self.keys = runtime, backends, keys
+        if self.pins is not None:
+            self.pins.set_expected(self._expectations(cfg), cfg.pinning.policy)
+            if cfg.pinning.policy != "off" and self._client is not None:
+                self.spawn(self.pins.check_all(self._pinned()), "pins-after-reload")
         self._config_stamp = self._stamp(source)
         self._set_config_info(source)
         self.metrics.reloads.labels("ok").inc()
@@ -526,6 +627,9 @@ class Proxy:
                 self.metrics.fallbacks.labels(previous, name).inc()
             previous = name
             attempt_headers = headers + [(b"x-route-variant", name.encode())]
+            pin = self.pin_header(name)
+            if pin is not None:
+                attempt_headers.append((b"x-route-pin", pin))
             if name != first:
                 attempt_headers.append((b"x-route-fallback-from", first.encode()))
             obs = Observation()
@@ -602,6 +706,9 @@ class Proxy:
                 info["replicas"] = list(variant.replicas)
             if variant.description:
                 info["description"] = variant.description
+            if self.pins is not None and name in self.pins.states:
+                pin = self.pins.states[name].as_dict()
+                info["pin"] = {k: pin.get(k) for k in ("status", "reason", "expected", "observed")}
             data.append(_model(name, created, info))
             for alias in variant.aliases:
                 data.append(_model(alias, created, {"kind": "alias", "variant": name}))
