@@ -4,8 +4,9 @@
 #   docker build -t variant-proxy .
 #
 # Model servers on the host (Ollama, LM Studio, llama-server, vLLM):
-#   Linux, simplest - share the host's network, so 127.0.0.1 in the config is the host:
-#     docker run -d --name variant-proxy --network host \
+#   Linux, simplest - share the host's network, so 127.0.0.1 in the config is the host (and
+#   listen on the host's loopback only, as on bare metal):
+#     docker run -d --name variant-proxy --network host -e VARIANT_PROXY_HOST=127.0.0.1 \
 #       -v /etc/variant-proxy:/etc/variant-proxy:ro variant-proxy
 #   Any OS, bridged - publish the port and write http://host.docker.internal:11434 in the config
 #   (on Linux the name needs --add-host; the model server must listen beyond 127.0.0.1, e.g.
@@ -34,11 +35,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
     VARIANT_PROXY_HOST=0.0.0.0 \
+    VARIANT_PROXY_ALLOW_REMOTE=1 \
     VARIANT_PROXY_PORT=8780 \
     VARIANT_PROXY_CONFIG=/etc/variant-proxy/router.yaml
+# In a bridged container 0.0.0.0 is reachable only through the ports you publish, so the
+# proxy's refusal to listen beyond loopback without API keys is lifted (ALLOW_REMOTE) and the
+# guard is `-p 127.0.0.1:8780:8780`. Publishing wider? Set server.auth.api_keys_env.
 # The wheels are bind-mounted from the builder, so they never become a layer of this image.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links=/wheels variant-proxy \
+    pip install --no-cache-dir --no-index --find-links=/wheels /wheels/variant_proxy-*.whl \
     && useradd --system --uid 10001 --user-group --no-create-home \
         --home-dir /var/lib/variant-proxy --shell /usr/sbin/nologin variant-proxy \
     && install -d -o 10001 -g 10001 -m 0700 /var/lib/variant-proxy \

@@ -107,7 +107,14 @@ fi
 run_bin=$bin
 [[ -z $root ]] || run_bin=$venv/bin/variant-proxy
 if [[ -x $run_bin ]]; then
-	"$run_bin" check --config "$config" >/dev/null || die "$config is invalid (see above)"
+	# with the service's environment file, which may define the variables the config names
+	(
+		set -a
+		# shellcheck disable=SC1091
+		[[ ! -r $conf_dir/env ]] || . "$conf_dir/env"
+		set +a
+		"$run_bin" check --config "$config" >/dev/null
+	) || die "$config is invalid (see above)"
 else
 	say "warning: $bin is not installed; ExecStart= will fail until it is"
 fi
