@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 CACHE ?= $(HOME)/.cache/variant-proxy
 export VARIANT_PROXY_CACHE := $(CACHE)
 
-.PHONY: run test check lint types fmt venv provision system-deps bench clean
+.PHONY: run test check lint types fmt venv provision system-deps bench clean install-service install-user-service
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,11 +25,19 @@ provision: venv
 	@echo "llama-server: $$(cat $(VENV)/.llama-server)"
 	@echo "model:        $$(cat $(VENV)/.model)"
 
-# Debian packages the tests use (a real Prometheus and promtool).
+# Debian packages the tests use: a real Prometheus and promtool, systemd-analyze for the
+# unit files, strace for the syscall-filter test, curl for the README recipes.
+APT_NEEDS := prometheus:prometheus promtool:prometheus systemd-analyze:systemd strace:strace curl:curl shellcheck:shellcheck
 system-deps:
-	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
-		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; fi; \
+	@missing=""; for pair in $(APT_NEEDS); do \
+		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+		command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$(echo $$missing | tr ' ' '\n' | sort -u) >/dev/null; \
 	fi
 
 run: provision
@@ -37,7 +45,7 @@ run: provision
 	VARIANT_PROXY_MODEL="$$(cat $(VENV)/.model)" \
 	$(VENV)/bin/variant-proxy serve --config config/demo.yaml
 
-test: provision
+test: provision system-deps
 	VARIANT_PROXY_LLAMA_SERVER="$$(cat $(VENV)/.llama-server)" \
 	VARIANT_PROXY_MODEL="$$(cat $(VENV)/.model)" \
 	VARIANT_PROXY_REQUIRE_REAL=1 \
@@ -58,6 +66,12 @@ check: lint types test
 
 bench: venv
 	$(PY) benchmarks/classify.py
+
+install-service: venv
+	$(if $(filter 0,$(shell id -u)),,sudo) scripts/install-service.sh system
+
+install-user-service: venv
+	scripts/install-service.sh user
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -37,7 +37,7 @@ from .runtime import ENDPOINTS, PATH_TO_ENDPOINT, Runtime, parse_payload
 from .service import Proxy
 from .upstream import Receive, Send
 
-__all__ = ["Proxy", "Runtime", "create_app"]
+__all__ = ["Proxy", "Runtime", "app_from_env", "create_app"]
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -107,6 +107,11 @@ def create_app(
         return _json(body, 200 if ok else 503)
 
     async def metrics_endpoint(request: Request) -> Response:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # several workers: aggregate every worker's values from the shared directory
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
         return Response(generate_latest(proxy.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def pins(request: Request) -> Response:
@@ -193,3 +198,10 @@ def create_app(
     )
     app.state.proxy = proxy
     return app
+
+
+def app_from_env() -> Starlette:
+    """The app for `serve --workers N`: each worker builds its own from the environment."""
+    from .settings import Settings
+
+    return create_app(Settings().config)

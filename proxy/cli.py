@@ -13,6 +13,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -53,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default=None, choices=["critical", "error", "warning", "info", "debug"]
     )
     serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default 1); metrics are aggregated across workers",
+    )
+    serve.add_argument(
         "--allow-remote",
         action="store_true",
         default=None,
@@ -85,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for key in ("config", "host", "port", "log_level", "allow_remote"):
+    for key in ("config", "host", "port", "log_level", "allow_remote", "workers"):
         value = getattr(args, key, None)
         if value is not None:
             overrides[key] = value
@@ -235,13 +242,16 @@ def cmd_serve(settings: Settings, err: TextIO) -> int:
         return 1
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "[::]") else settings.host
     base = f"http://{shown}:{settings.port}"
-    print(_banner(base, proxy.runtime.cfg), file=err, flush=True)
+    cfg = proxy.runtime.cfg
+    if settings.workers > 1:
+        return _serve_workers(settings, cfg, base, err)
+    print(_banner(base, cfg), file=err, flush=True)
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        timeout_graceful_shutdown=int(proxy.runtime.cfg.server.drain_timeout),
+        timeout_graceful_shutdown=int(cfg.server.drain_timeout),
         server_header=False,
     )
     server = uvicorn.Server(config)
@@ -258,7 +268,48 @@ def cmd_serve(settings: Settings, err: TextIO) -> int:
         loop.add_signal_handler(signal.SIGHUP, reload)
         await server.serve()
 
-    asyncio.run(run())
+    # uvloop when installed, as uvicorn.run would choose
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(run())
+    return 0
+
+
+def _serve_workers(settings: Settings, cfg: RouterConfig, base: str, err: TextIO) -> int:
+    """Several worker processes on one socket (uvicorn's supervisor).
+
+    Metrics use prometheus_client's multiprocess mode, so /metrics on any worker shows
+    the sum over all of them. Health, breaker, queue and pin state are per worker. SIGHUP
+    restarts the workers, which reload the config.
+    """
+    import shutil
+
+    import uvicorn
+
+    if any(b.managed for b in cfg.backends.values()):
+        print(
+            "error: managed backends (backends.*.command) run in one process; "
+            "use --workers 1, or start the model server yourself and give its url",
+            file=err,
+        )
+        return 1
+    metrics_dir = Path(
+        os.environ.get("PROMETHEUS_MULTIPROC_DIR") or Path(cfg.server.state_dir) / "metrics"
+    )
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
+    os.environ["VARIANT_PROXY_CONFIG"] = str(settings.config)
+    print(_banner(base, cfg) + f"\n  workers: {settings.workers}", file=err, flush=True)
+    uvicorn.run(
+        "proxy.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=int(cfg.server.drain_timeout),
+        server_header=False,
+    )
     return 0
 
 
@@ -270,11 +321,11 @@ def _banner(base: str, cfg: RouterConfig) -> str:
     )
     return "\n".join(
         [
-            f"variant-proxy: point OpenAI clients at {base}/v1 (api_key: any string"
+            f"variant-proxy: point OpenAI clients at {base}/v1 "
             + (
-                ", or one of server.auth's keys)"
+                "(api_key: one of the keys in server.auth)"
                 if cfg.server.auth.api_keys_env or cfg.server.auth.api_keys_file
-                else ")"
+                else "(api_key: any string)"
             ),
             f"  models:  {names}",
             f"  metrics: {base}/metrics   backends: {base}/backends   ready: {base}/ready",

@@ -567,7 +567,7 @@ class Proxy:
             if decision.cls == "direct":
                 for hook in self.direct_hooks:
                     hook(decision.candidates[0])
-            cls = decision.cls
+            cls, variant = decision.cls, decision.candidates[0]
             headers += [
                 (b"x-route-class", decision.cls.encode()),
                 (b"x-route-reason", _header_safe(decision.reason)),

@@ -25,3 +25,4 @@ class Settings(BaseSettings):
     port: int = Field(8780, ge=0, le=65535)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     allow_remote: bool = False
+    workers: int = Field(1, ge=1)

@@ -156,7 +156,7 @@ def test_client_disconnect_before_first_byte_closes_upstream(
         "fake": {"first_delay": 30},
     }
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(proxy_url + "/v1/chat/completions", json=body, timeout=0.3)
+        httpx.post(proxy_url + "/v1/chat/completions", json=body, timeout=0.1)
     gone = time.monotonic()
     wait_for(lambda: len(fake.seen) == 1)
     seen = last_seen(fake)
