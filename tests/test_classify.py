@@ -206,6 +206,7 @@ def test_syntax_detection_in_unlabelled_fences(code: str, lang: str) -> None:
     ],
 )  # fmt: skip
 def test_classify(endpoint: str, body: dict[str, Any], cls: str, rule: str) -> None:
+    """Also checks the decision is the same as "evaluate every rule, pick by order"."""
     result = Classifier().classify(endpoint, body)
     assert (result.cls, result.rule) == (cls, rule)
     if rule != "default":
@@ -219,7 +220,7 @@ def test_order_decides_between_matching_rules() -> None:
                 "distribuida con sharding, consensus y trade-offs.")  # fmt: skip
     default = Classifier().classify(CHAT, body)
     assert default.cls == "complex"
-    assert "non-english" in default.matched
+    assert default.signals_dict()["non_english"] is True
     flipped = Classifier(
         ClassifierConfig(order=["multi-language", "completion", "complex", "instruction"])
     ).classify(CHAT, body)
@@ -303,3 +304,32 @@ def test_fuzz_random_nested_json() -> None:
         r = c.classify(rng.choice([CHAT, COMP, "/x"]), body)
         assert r.cls in CLASSES
         json.dumps(r.signals_dict())
+
+
+def test_first_match_equals_evaluate_all() -> None:
+    """Short-circuit evaluation picks what evaluating every rule and ranking would pick."""
+    from proxy.classify import _compile, _LazySignals
+
+    cfg = ClassifierConfig()
+    rank = {c: i for i, c in enumerate(cfg.order)}
+    text = (ROOT / "tests/corpus/corpus.jsonl").read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in text.splitlines()]
+    for row in rows:
+        lazy = _LazySignals(row["endpoint"], row["body"], frozenset(cfg.primary_languages))
+        matching = [
+            (rank[r.class_], i, r) for i, r in enumerate(cfg.rules) if _compile(r.when)(lazy)
+        ]
+        expected = min(matching, key=lambda t: (t[0], t[1]))[2].name if matching else "default"
+        assert Classifier(cfg).classify(row["endpoint"], row["body"]).rule == expected
+
+
+def test_completion_traffic_skips_prose_analysis() -> None:
+    from proxy.classify import _LazySignals
+
+    lazy = _LazySignals(COMP, {"prompt": "<fim_prefix>a<fim_suffix>b<fim_middle>"}, frozenset())
+    result = Classifier().classify(COMP, {"prompt": "<fim_prefix>a<fim_suffix>b<fim_middle>"})
+    assert result.cls == "completion"
+    assert lazy._deep is None
+    assert result._lazy._deep is None
+    result.signals_dict()
+    assert result._lazy._deep is not None

@@ -129,3 +129,9 @@ def test_managed_backend_needs_model_file_when_command_uses_it() -> None:
     data = minimal()
     data["backends"]["local"] = {"kind": "llamacpp", "command": ["llama-server", "-m", "{model}"]}
     assert issues(data) == ["backends.local.model_file: required: command uses {model}"]
+
+
+def test_router_yaml_ships_the_default_classifier_rules() -> None:
+    from proxy.classify import ClassifierConfig
+
+    assert load_config(ROOT / "config" / "router.yaml").classifier == ClassifierConfig()

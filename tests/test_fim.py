@@ -55,7 +55,10 @@ def test_detect_variants(text: str, family: str, prefix: str, suffix: str) -> No
 
 
 def test_detect_repo_context() -> None:
-    text = "<repo_name>a/b<file_sep>x.py\nimport os\n<file_sep>y.py\n<fim_prefix>P<fim_suffix>S<fim_middle>"
+    text = (
+        "<repo_name>a/b<file_sep>x.py\nimport os\n<file_sep>y.py\n"
+        "<fim_prefix>P<fim_suffix>S<fim_middle>"
+    )
     parts = fim.detect(text)
     assert parts is not None and parts.family == "starcoder"
     assert (parts.prefix, parts.suffix) == ("P", "S")

@@ -16,6 +16,7 @@ CHAT = "/v1/chat/completions"
 COMP = "/v1/completions"
 
 _NOUNS = ["order", "user", "invoice", "cart", "item", "payment", "session", "report", "account"]
+_LOG_MESSAGES = ["timeout waiting for lock", "retrying", "db pool exhausted", "ok"]
 _VERBS = ["load", "save", "validate", "compute", "render", "merge", "sync", "parse", "export"]
 
 
@@ -43,7 +44,8 @@ def go_function(rng: random.Random) -> str:
     k = rng.randint(1, 999)
     return (
         f"func (s *Service) {v}{n}{k}(ctx context.Context, id int64) (*{n}, error) {{\n"
-        f'\trow := s.db.QueryRowContext(ctx, "SELECT id, status FROM {n.lower()}s WHERE id = $1", id)\n'
+        f"\trow := s.db.QueryRowContext(ctx,\n"
+        f'\t\t"SELECT id, status FROM {n.lower()}s WHERE id = $1", id)\n'
         f"\tvar out {n}\n"
         f"\tif err := row.Scan(&out.ID, &out.Status); err != nil {{\n"
         f'\t\treturn nil, fmt.Errorf("{v.lower()} {n.lower()} %d: %w", id, err)\n'
@@ -70,7 +72,7 @@ def log_lines(rng: random.Random, n: int) -> str:
         lines.append(
             f"2024-05-0{rng.randint(1, 9)}T12:{i % 60:02d}:{rng.randint(0, 59):02d}Z {lvl} "
             f"worker-{rng.randint(1, 8)} request_id={rng.randint(10**6, 10**7)} "
-            f'msg="{rng.choice(["timeout waiting for lock", "retrying", "db pool exhausted", "ok"])}"'
+            f'msg="{rng.choice(_LOG_MESSAGES)}"'
         )
     return "\n".join(lines)
 
