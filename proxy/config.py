@@ -77,6 +77,7 @@ class Backend(_Strict):
     max_queue: int = Field(64, ge=0)
     queue_timeout: float = Field(30.0, gt=0)
     breaker: Breaker | None = None
+    pid_file: str | None = None
     # Managed backends: variant-proxy starts and supervises the server itself.
     command: list[str] | None = None
     port: int | None = Field(None, ge=1, le=65535)
@@ -224,6 +225,7 @@ class ServerConfig(_Strict):
     keepalive_after: float = Field(5.0, gt=0)
     keepalive_interval: float = Field(5.0, gt=0)
     health_interval: float = Field(10.0, gt=0)
+    resource_interval: float = Field(5.0, gt=0)
     drain_timeout: float = Field(30.0, ge=0)
     watch_config: bool = True
     log_prompts: bool = False

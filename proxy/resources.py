@@ -150,7 +150,8 @@ class ResourceSampler:
             self._record_backend(name, root, tree, now)
         for gone in self._known - set(backends):
             self._forget(gone)
-            self.metrics.backend_processes.remove(gone)
+            with contextlib.suppress(KeyError):
+                self.metrics.backend_processes.remove(gone)
         self._known = set(backends)
         self._record_system()
         if self._nvml is not None:
@@ -202,9 +203,9 @@ class ResourceSampler:
         self._procs.pop(pid, None)
         try:
             proc = psutil.Process(pid)
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return None
         except _PROC_ERRORS:
-            return None
-        if proc.status() == psutil.STATUS_ZOMBIE:
             return None
         if len(self._procs) > 256:  # a churn of short-lived children; start over
             self._procs.clear()

@@ -57,8 +57,10 @@ from .pinning import (
     resolve_target,
     version_mismatch,
 )
+from .resources import ResourceSampler
 from .routing import Decision
 from .runtime import ENDPOINTS, Runtime, parse_payload
+from .streammeter import StreamMeter, observe
 from .supervisor import BackendStartError, ManagedProcess, find_free_port, render_command
 from .upstream import ClientGone, Headers, Observation, Receive, Relay, Send, Target
 
@@ -77,6 +79,13 @@ class BackendState:
         self.limiter = Limiter(spec.max_concurrency, spec.max_queue, spec.queue_timeout)
         self.in_flight = 0
         self.health: HealthResult | None = None
+
+
+@dataclass(slots=True)
+class _Upstream:
+    """Seconds spent waiting on backends, over every attempt of one request."""
+
+    seconds: float = 0.0
 
 
 @dataclass(slots=True)
@@ -196,6 +205,14 @@ class Proxy:
         if cfg.pinning.policy != "off":
             await self.pins.check_all(self._pinned())
             self.spawn(self._pin_loop(), "pins")
+        self.sampler = ResourceSampler(
+            self.metrics,
+            lambda: dict(self.runtime.urls),
+            pids=lambda: {n: p.pid for n, p in self.managed.items()},
+            pid_files={n: b.pid_file for n, b in cfg.backends.items() if b.pid_file},
+            interval=cfg.server.resource_interval,
+        )
+        self.spawn(self.sampler.run(), "resources")
         self.spawn(self._health_loop(), "health")
         if cfg.server.watch_config and Path(self.runtime.source).is_file():
             self.spawn(self._watch_config(), "config-watch")
@@ -548,6 +565,7 @@ class Proxy:
         headers: Headers = [(b"x-request-id", request_id)]
         cls, variant, status = "none", "none", 500
         obs: Observation | None = None
+        upstream = _Upstream()
         try:
             self._check_headers(scope, rt.cfg.server.max_header_bytes)
             self.keys.check(scope.get("headers", ()))
@@ -576,7 +594,7 @@ class Proxy:
             watch: asyncio.Future[Any] = asyncio.ensure_future(receive())
             try:
                 variant, obs = await self._attempts(
-                    rt, endpoint, decision, payload, stream, headers, send, watch
+                    rt, endpoint, decision, payload, stream, headers, send, watch, upstream
                 )
                 status = obs.status or 200
             finally:
@@ -588,14 +606,16 @@ class Proxy:
             await _send_error(send, exc, headers)
         finally:
             elapsed = time.perf_counter() - started
+            self.metrics.overhead.labels(endpoint).observe(max(0.0, elapsed - upstream.seconds))
             self.metrics.requests.labels(endpoint, cls, variant, str(status)).inc()
             self.metrics.request_duration.labels(endpoint, variant).observe(elapsed)
             if obs is not None:
                 self.after_request(endpoint, variant, started, obs)
 
     def after_request(self, endpoint: str, variant: str, started: float, obs: Observation) -> None:
-        if obs.first_byte is not None:
-            self.metrics.ttft.labels(endpoint, variant).observe(obs.first_byte - started)
+        if obs.meter is not None:
+            obs.meter.started = started
+            observe(self.metrics, endpoint, variant, obs.meter.result())
 
     async def _attempts(
         self,
@@ -607,6 +627,7 @@ class Proxy:
         headers: Headers,
         send: Send,
         watch: asyncio.Future[Any],
+        upstream: _Upstream,
     ) -> tuple[str, Observation]:
         relay = Relay(
             self.client,
@@ -666,6 +687,8 @@ class Proxy:
                 raise
             finally:
                 gauge.dec()
+                if obs.started:
+                    upstream.seconds += (obs.last_byte or time.perf_counter()) - obs.started
                 state.in_flight -= 1
                 if obs.slot_acquired:
                     state.limiter.release()
@@ -682,7 +705,9 @@ class Proxy:
     def prepare_observation(
         self, obs: Observation, endpoint: str, variant: str, stream: bool
     ) -> None:
-        """Hook for metrics that read the answer (token counts); see `proxy.streammeter`."""
+        """Let a `StreamMeter` read the answer as it passes (TTFT, tokens, tokens/s)."""
+        meter = StreamMeter(started=time.perf_counter(), stream=stream)
+        obs.meter, obs.on_chunk = meter, meter.feed
 
     # -- listings -------------------------------------------------------------------------------
 

@@ -84,6 +84,7 @@ class Observation:
     error: ProxyError | None = None
     at_boundary: bool = True
     slot_acquired: bool = False
+    meter: Any = None  # a proxy.streammeter.StreamMeter reading the answer, if any
     on_chunk: Callable[[bytes, float], None] | None = None
 
 
