@@ -128,6 +128,7 @@ class Metrics:
             p + "in_flight_requests",
             "Requests being relayed now, by variant.",
             ["variant"],
+            multiprocess_mode="livesum",
             registry=r,
         )
         self.client_disconnects = Counter(
@@ -216,6 +217,7 @@ class Metrics:
             p + "queue_depth",
             "Requests waiting for a slot of a backend at max_concurrency.",
             ["backend"],
+            multiprocess_mode="livesum",
             registry=r,
         )
         self.queue_wait = Histogram(
@@ -231,18 +233,21 @@ class Metrics:
             p + "backend_up",
             "1 when the backend's last health probe succeeded.",
             ["backend"],
+            multiprocess_mode="max",
             registry=r,
         )
         self.pin_ok = Gauge(
             p + "pin_ok",
             "1 when the model a variant's backend serves matches the variant's pin, else 0.",
             ["variant"],
+            multiprocess_mode="min",
             registry=r,
         )
         self.pin_info = Gauge(
             p + "pin_info",
             "Always 1; the labels carry a pinned variant's expected and observed identity.",
             ["variant", "expected", "observed"],
+            multiprocess_mode="max",
             registry=r,
         )
         self._pin_labels: dict[str, tuple[str, str]] = {}
@@ -263,55 +268,74 @@ class Metrics:
             p + "backend_cpu_percent",
             "CPU use of a backend's process tree over the last sampling interval (100 = one core).",
             ["backend"],
+            multiprocess_mode="max",
             registry=r,
         )
         self.backend_memory = Gauge(
             p + "backend_resident_memory_bytes",
             "Resident memory of a backend's process and its children.",
             ["backend"],
+            multiprocess_mode="max",
             registry=r,
         )
         self.backend_threads = Gauge(
             p + "backend_threads",
             "Threads of a backend's process and its children.",
             ["backend"],
+            multiprocess_mode="max",
             registry=r,
         )
         self.backend_processes = Gauge(
             p + "backend_processes",
             "Processes in a backend's process tree (0 when no process was found).",
             ["backend"],
+            multiprocess_mode="max",
             registry=r,
         )
         self.system_cpu_percent = Gauge(
             p + "system_cpu_percent",
             "System-wide CPU use over the last sampling interval (100 = all cores busy).",
+            multiprocess_mode="max",
             registry=r,
         )
         self.system_memory_used = Gauge(
             p + "system_memory_used_bytes",
             "System memory in use (total minus available).",
+            multiprocess_mode="max",
             registry=r,
         )
         self.system_memory_total = Gauge(
-            p + "system_memory_total_bytes", "Total system memory.", registry=r
+            p + "system_memory_total_bytes",
+            "Total system memory.",
+            multiprocess_mode="max",
+            registry=r,
         )
         self.gpu_utilization = Gauge(
             p + "gpu_utilization_ratio",
             "GPU busy ratio over NVML's last sample period (0-1).",
             ["gpu"],
+            multiprocess_mode="max",
             registry=r,
         )
         self.gpu_memory_used = Gauge(
-            p + "gpu_memory_used_bytes", "GPU memory in use.", ["gpu"], registry=r
+            p + "gpu_memory_used_bytes",
+            "GPU memory in use.",
+            ["gpu"],
+            multiprocess_mode="max",
+            registry=r,
         )
         self.gpu_memory_total = Gauge(
-            p + "gpu_memory_total_bytes", "GPU memory in total.", ["gpu"], registry=r
+            p + "gpu_memory_total_bytes",
+            "GPU memory in total.",
+            ["gpu"],
+            multiprocess_mode="max",
+            registry=r,
         )
         self.backend_gpu_memory = Gauge(
             p + "backend_gpu_memory_bytes",
             "GPU memory used by a backend's process tree, summed over GPUs.",
             ["backend"],
+            multiprocess_mode="max",
             registry=r,
         )
 
@@ -320,24 +344,28 @@ class Metrics:
             p + "bench_pass_ratio",
             "Share of a benchmark suite's cases a variant passed in its last run.",
             ["variant", "suite"],
+            multiprocess_mode="max",
             registry=r,
         )
         self.bench_ttft = Gauge(
             p + "bench_ttft_seconds",
             "Median time to first token in a variant's last benchmark run.",
             ["variant", "suite"],
+            multiprocess_mode="max",
             registry=r,
         )
         self.bench_tokens_per_second = Gauge(
             p + "bench_output_tokens_per_second",
             "Median decode speed in a variant's last benchmark run.",
             ["variant", "suite"],
+            multiprocess_mode="max",
             registry=r,
         )
         self.bench_last_run = Gauge(
             p + "bench_last_run_timestamp_seconds",
             "Unix time a variant's last benchmark run finished.",
             ["variant", "suite"],
+            multiprocess_mode="max",
             registry=r,
         )
 
