@@ -604,6 +604,9 @@ class Proxy:
         except ProxyError as exc:
             status = status_of(exc)
             await _send_error(send, exc, headers)
+        except Exception:
+            log.exception("request %s failed", request_id.decode())
+            await _send_error(send, ProxyError("internal error in variant-proxy"), headers)
         finally:
             elapsed = time.perf_counter() - started
             self.metrics.overhead.labels(endpoint).observe(max(0.0, elapsed - upstream.seconds))

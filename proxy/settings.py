@@ -26,3 +26,4 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     allow_remote: bool = False
     workers: int = Field(1, ge=1)
+    access_log: bool = False

@@ -84,6 +84,7 @@ class Observation:
     error: ProxyError | None = None
     at_boundary: bool = True
     slot_acquired: bool = False
+    sending: bool = False
     meter: Any = None  # a proxy.streammeter.StreamMeter reading the answer, if any
     on_chunk: Callable[[bytes, float], None] | None = None
 
@@ -338,7 +339,9 @@ class Relay:
         pump = asyncio.ensure_future(self._pump(opened.chunks, send, obs))
         try:
             while True:
-                last = obs.last_byte or time.perf_counter()
+                now = time.perf_counter()
+                # while a slow client holds a send, the idle clock waits too
+                last = now if obs.sending else (obs.last_byte or now)
                 wake = min(last + idle, deadline_total)
                 done, _ = await asyncio.wait(
                     (pump, watch),
@@ -355,7 +358,7 @@ class Relay:
                         f"backend {target.backend!r} exceeded timeouts.total "
                         f"({target.timeouts.total:g}s)"
                     )
-                if now - (obs.last_byte or now) >= idle:
+                if not obs.sending and now - (obs.last_byte or now) >= idle:
                     raise UpstreamTimeout(
                         f"backend {target.backend!r} stalled: nothing for {idle:g}s (timeouts.idle)"
                     )
@@ -386,8 +389,13 @@ class Relay:
             obs.at_boundary = chunk.endswith((b"\n\n", b"\r\n\r\n"))
             if obs.on_chunk is not None:
                 obs.on_chunk(chunk, now)
-        await send({"type": "http.response.body", "body": chunk, "more_body": more})
-        obs.last_byte = now
+        # A slow client holds us here (flow control); that is not the backend going idle.
+        obs.sending = True
+        try:
+            await send({"type": "http.response.body", "body": chunk, "more_body": more})
+        finally:
+            obs.sending = False
+        obs.last_byte = time.perf_counter()
 
     async def _fail_in_stream(self, exc: ProxyError, send: Send, obs: Observation) -> None:
         """After the commit the status is fixed: end the stream with an error event."""
