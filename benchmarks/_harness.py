@@ -126,15 +126,22 @@ class ProxyProcess:
 
 @contextlib.contextmanager
 def proxy(
-    upstream_url: str, cpus: Sequence[int] | None, log_level: str = "info"
+    upstream_url: str,
+    cpus: Sequence[int] | None,
+    log_level: str = "info",
+    command: Sequence[str] | None = None,
 ) -> Iterator[ProxyProcess]:
-    """`variant-proxy serve` in its own process, with access logs going to a file as deployed."""
+    """`variant-proxy serve` in its own process, its log (access log at `info`) going to a file.
+
+    `command` replaces `variant-proxy serve` (it gets the same `--config`, `--port` and
+    `--log-level` arguments), to measure a candidate change before making it."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="vp-bench-") as tmp:
         config = Path(tmp) / "router.yaml"
         config.write_text(proxy_config(upstream_url))
         log = (Path(tmp) / "proxy.log").open("wb")
-        argv = [str(PROXY_BIN), "serve", "--config", str(config), "--port", str(port)]
+        argv = [*(command or [str(PROXY_BIN), "serve"])]
+        argv += ["--config", str(config), "--port", str(port)]
         argv += ["--log-level", log_level]
         proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=tmp)
         _pin(proc.pid, cpus)
