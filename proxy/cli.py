@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
+import math
 import os
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
+import uvicorn
 
 from . import pinning
+from .bench.cli import register_cli as register_bench
+from .bench.cli import run_cli as run_bench
 from .config import CLASSES, RouterConfig, load_config
 from .errors import ConfigError, ProxyError, status_of
 from .settings import Settings
@@ -93,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         help='read lines of {"endpoint": ..., "body": {...}}, print one decision per line',
     )
     pinning.register_cli(sub)
+    register_bench(sub)
     return parser
 
 
@@ -229,8 +236,6 @@ def cmd_explain(
 
 
 def cmd_serve(settings: Settings, err: TextIO) -> int:
-    import uvicorn
-
     from .app import create_app
 
     logging.basicConfig(
@@ -265,11 +270,11 @@ def cmd_serve(settings: Settings, err: TextIO) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        timeout_graceful_shutdown=int(cfg.server.drain_timeout),
+        timeout_graceful_shutdown=math.ceil(cfg.server.drain_timeout),
         server_header=False,
         access_log=settings.access_log,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
@@ -289,6 +294,24 @@ def cmd_serve(settings: Settings, err: TextIO) -> int:
     return 0
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a SIGTERM/SIGINT handled by draining is a clean exit
+    (status 0) rather than re-raised to kill the process afterwards."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals can only be handled on the main thread
+            return
+        stop = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in stop}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def _serve_workers(settings: Settings, cfg: RouterConfig, base: str, err: TextIO) -> int:
     """Several worker processes on one socket (uvicorn's supervisor).
 
@@ -297,8 +320,6 @@ def _serve_workers(settings: Settings, cfg: RouterConfig, base: str, err: TextIO
     restarts the workers, which reload the config.
     """
     import shutil
-
-    import uvicorn
 
     if any(b.managed for b in cfg.backends.values()):
         print(
@@ -322,7 +343,7 @@ def _serve_workers(settings: Settings, cfg: RouterConfig, base: str, err: TextIO
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
-        timeout_graceful_shutdown=int(cfg.server.drain_timeout),
+        timeout_graceful_shutdown=math.ceil(cfg.server.drain_timeout),
         server_header=False,
         access_log=settings.access_log,
     )
@@ -372,6 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_models(settings, args.json, sys.stdout, sys.stderr)
         case "lock" | "verify":
             return pinning.run_cli(args)
+        case "bench":
+            return run_bench(args)
         case "explain":
             return cmd_explain(
                 settings, args.endpoint, args.jsonl, sys.stdin, sys.stdout, sys.stderr

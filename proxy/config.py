@@ -17,8 +17,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from .bench.scheduler import BenchmarkConfig
 from .classify import ClassifierConfig
 from .errors import ConfigError, ConfigIssue
 
@@ -170,10 +178,40 @@ def _candidates(value: Any) -> Any:
     return value
 
 
+RouteOrder = Literal["config", "benchmark"]
+
+
 class Routes(_Strict):
-    """Class name → ordered candidates; `default` serves `auto` when nothing else does."""
+    """Class name → ordered candidates; `default` serves `auto` when nothing else does.
+
+    A route is a list, or `{order: benchmark, candidates: [...]}` to rank its
+    candidates by the latest benchmark (pass ratio for the class, then speed).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _route_objects(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        order: dict[str, Any] = dict(data.get("order") or {})
+        for key, value in list(data.items()):
+            if isinstance(value, dict) and key not in ("order", "default"):
+                extra = set(value) - {"order", "candidates"}
+                if extra:
+                    raise ValueError(
+                        f"{key}: unknown key {sorted(extra)[0]!r} (a route object takes "
+                        "order and candidates)"
+                    )
+                data[key] = value.get("candidates", [])
+                order[key] = value.get("order", "config")
+        if order:
+            data["order"] = order
+        return data
+
+    order: dict[str, RouteOrder] = {}
 
     completion: list[RouteCandidate] = []
     instruction: list[RouteCandidate] = []
@@ -243,6 +281,7 @@ class RouterConfig(_Strict):
     routes: Routes
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     pinning: PinningConfig = PinningConfig()
+    benchmark: BenchmarkConfig = BenchmarkConfig()
 
     def backend_url(self, name: str) -> str:
         backend = self.backends[name]

@@ -93,11 +93,13 @@ class Router:
         needs_infill: bool = False,
         eligible: Eligibility | None = None,
         draw: float = 0.0,
+        rank: Callable[[list[str], str], list[str]] | None = None,
     ) -> tuple[list[str], dict[str, str]]:
         """Ordered variants to try for a class, and why the others were skipped.
 
         `draw` is a number in [0, 1) used for the weighted pick, passed in so
-        that this stays deterministic under test.
+        that this stays deterministic under test. `rank` reorders a route whose
+        `order` is `benchmark` by the latest evidence.
         """
         skipped: dict[str, str] = {}
         usable: list[RouteCandidate] = []
@@ -112,7 +114,10 @@ class Router:
                 continue
             usable.append(candidate)
         if not usable or usable[0].weight is None:
-            return [c.variant for c in usable], skipped
+            names = [c.variant for c in usable]
+            if rank is not None and self.cfg.routes.order.get(cls) == "benchmark":
+                names = rank(names, cls)
+            return names, skipped
         total = sum(c.weight or 0.0 for c in usable)
         point = draw * total
         chosen = usable[-1]

@@ -51,7 +51,17 @@ _FENCE_TAGS: dict[str, tuple[str, ...]] = {
     "c": ("c", "h"),
     "shell": ("bash", "sh", "shell", "zsh"),
 }
-_END_MARKERS = ("<EOT>", "<|endoftext|>", "<|file_separator|>", "<|fim_pad|>", "<end_of_turn>")
+#: Tokens that end a model's turn; anything after them is not part of the answer.
+_END_MARKERS = (
+    "<EOT>",
+    "<|endoftext|>",
+    "<|file_separator|>",
+    "<|fim_pad|>",
+    "<end_of_turn>",
+    "<|im_end|>",
+    "<|im_start|>",
+    "<|eot_id|>",
+)
 
 
 class SuiteError(Exception):
@@ -173,7 +183,9 @@ def load_suite(name_or_path: str) -> Suite:
 
 # -- turning an answer into code ----------------------------------------------------------------
 
-_FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:^[ \t]*\1[ \t]*$|\Z)", re.M | re.S)
+_FENCE = re.compile(
+    r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:^[ \t]*\1[ \t]*$|\Z)", re.M | re.S
+)
 
 
 def extract(task: Task, answer: str) -> str:

@@ -1,0 +1,383 @@
+"""`variant-proxy bench`: benchmark every variant through the proxy, write the reports.
+
+    variant-proxy bench [--config PATH] [--variants a,b] [--suite NAME|PATH ...]
+                        [--repeat N] [--concurrency N] [--limit N] [--max-tokens N]
+                        [--out DIR] [--compare PREVIOUS.json] [--url PROXY_URL]
+
+Without `--url` the proxy is started in this process from the config, under
+uvicorn on a free loopback port (so streaming is timed over a real socket,
+through the same code path as live traffic, managed backends included). With
+`--url` an already running proxy is benchmarked. Exit status: 0, 1 when
+`--compare` found a regression, 2 on a usage or setup error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+
+from .report import Regression, compare, text_table, write_outputs
+from .runner import RunSettings, VariantTarget, run_benchmark, variant_identity
+from .suite import BUILTIN_SUITES, Suite, SuiteError, load_suite
+from .usage import backend_pid
+
+__all__ = ["register_cli", "run_cli"]
+
+API_KEY_ENV = "VARIANT_PROXY_BENCH_API_KEY"
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `bench` subcommand to the `variant-proxy` parser."""
+    p = sub.add_parser(
+        "bench",
+        help="benchmark every variant's speed, accuracy and resource use",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="routing config (default: $VARIANT_PROXY_CONFIG or config/router.yaml)",
+    )
+    p.add_argument("--variants", default=None, help="comma-separated variants (default: all)")
+    p.add_argument(
+        "--suite",
+        action="append",
+        default=None,
+        help=f"shipped suite ({', '.join(BUILTIN_SUITES)}) or a suite file; repeatable or "
+        "comma-separated (default: all shipped suites)",
+    )
+    p.add_argument("--repeat", type=_positive, default=1, help="samples per task (pass@k)")
+    p.add_argument("--concurrency", type=_positive, default=1, help="requests at once")
+    p.add_argument("--limit", type=_positive, default=None, help="first N tasks of each suite")
+    p.add_argument("--max-tokens", type=_positive, default=None, help="cap on every task's")
+    p.add_argument(
+        "--temperature", type=float, default=None, help="default 0, or 0.8 with --repeat > 1"
+    )
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds per request")
+    p.add_argument("--out", type=Path, default=None, help="default <state_dir>/bench")
+    p.add_argument("--compare", type=Path, default=None, help="a previous result JSON")
+    p.add_argument(
+        "--pass-tolerance",
+        type=_fraction,
+        default=0.05,
+        help="pass ratio drop that counts as a regression (default 0.05)",
+    )
+    p.add_argument(
+        "--speed-tolerance",
+        type=_fraction,
+        default=0.20,
+        help="relative TTFT / tokens-per-second loss that counts as a regression (0.20)",
+    )
+    p.add_argument("--url", default=None, help="bench a running proxy instead of starting one")
+    p.add_argument(
+        "--api-key", default=None, help=f"client key for the proxy (default: ${API_KEY_ENV})"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+class _Bar:
+    """A one-line progress bar on a terminal; a line per 10% otherwise."""
+
+    def __init__(self, stream: TextIO, enabled: bool) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self.tty = stream.isatty()
+        self.stage = ""
+        self._last_decile = -1
+
+    def __call__(self, done: int, total: int, label: str) -> None:
+        if not self.enabled or total <= 0:
+            return
+        stage = "scoring" if label.startswith("scoring") else "generating"
+        if stage != self.stage:
+            if self.tty and self.stage:
+                self.stream.write("\n")
+            self.stage, self._last_decile = stage, -1
+        fraction = done / total
+        if self.tty:
+            width = 30
+            filled = int(width * fraction)
+            bar = "#" * filled + "." * (width - filled)
+            self.stream.write(f"\r{stage:<10} [{bar}] {done}/{total} {label[:50]:<50}")
+            if done == total:
+                self.stream.write("\n")
+            self.stream.flush()
+            return
+        decile = int(fraction * 10)
+        if decile != self._last_decile:
+            self._last_decile = decile
+            print(f"{stage} {done}/{total} ({fraction:.0%})", file=self.stream, flush=True)
+
+
+@dataclass
+class _Context:
+    base_url: str
+    variants: list[VariantTarget]
+    meta: dict[str, Any]
+    default_out: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [part.strip() for v in values or [] for part in v.split(",") if part.strip()]
+
+
+def _variant_info(cfg: Any, name: str) -> dict[str, Any]:
+    spec = cfg.variants[name]
+    backend = cfg.backends[spec.backend]
+    return {
+        "backend": spec.backend,
+        "backend_kind": backend.kind,
+        "model": spec.model,
+        "fim": spec.fim,
+        "pin": spec.pin.model_dump(exclude_none=True) if spec.pin is not None else None,
+        "identity": None,
+    }
+
+
+def _backend_urls(proxy: Any, cfg: Any) -> dict[str, str]:
+    runtime = getattr(proxy, "runtime", None)
+    urls = getattr(runtime, "urls", None)
+    if isinstance(urls, dict):
+        return {str(k): str(v) for k, v in urls.items()}
+    return {n: b.url for n, b in cfg.backends.items() if b.url is not None}
+
+
+async def _targets(
+    cfg: Any, names: list[str] | None, proxy: Any, urls: dict[str, str]
+) -> list[VariantTarget]:
+    chosen = names or list(cfg.variants)
+    unknown = [n for n in chosen if n not in cfg.variants]
+    if unknown:
+        known = ", ".join(cfg.variants)
+        raise SystemExit(f"error: unknown variant {unknown[0]!r} (known: {known})")
+    out = []
+    async with httpx.AsyncClient(trust_env=False, timeout=30) as client:
+        for name in chosen:
+            info = _variant_info(cfg, name)
+            info["identity"] = await variant_identity(cfg, name, client, urls)
+            backend = cfg.variants[name].backend
+            out.append(
+                VariantTarget(
+                    name=name,
+                    fim=cfg.variants[name].fim is not None,
+                    info=info,
+                    pid=backend_pid(proxy, backend, urls.get(backend)),
+                )
+            )
+    return out
+
+
+async def _remote_variants(url: str, headers: dict[str, str]) -> list[str]:
+    async with httpx.AsyncClient(base_url=url, trust_env=False, timeout=30) as client:
+        reply = await client.get("/v1/models", headers=headers)
+        reply.raise_for_status()
+        data = reply.json().get("data", [])
+    return [
+        str(m["id"])
+        for m in data
+        if isinstance(m, dict) and (m.get("variant_proxy") or {}).get("kind") == "variant"
+    ]
+
+
+def _load_cfg(path: Path | None) -> tuple[Any, Path]:
+    from ..config import load_config
+    from ..settings import Settings
+
+    config = path if path is not None else Settings().config
+    return load_config(config), config
+
+
+@contextlib.asynccontextmanager
+async def _context(args: argparse.Namespace, headers: dict[str, str]) -> AsyncIterator[_Context]:
+    names = _split([args.variants]) if args.variants else None
+    if args.url:
+        url = args.url.rstrip("/").removesuffix("/v1")
+        cfg = None
+        if args.config is not None:
+            cfg, _ = _load_cfg(args.config)
+        if cfg is not None:
+            urls = _backend_urls(None, cfg)
+            targets = await _targets(cfg, names, None, urls)
+            out = Path(cfg.server.state_dir) / "bench"
+        else:
+            chosen = names or await _remote_variants(url, headers)
+            targets = [VariantTarget(n, None, {"identity": None}) for n in chosen]
+            out = Path(".variant-proxy") / "bench"
+        meta = {"proxy": {"mode": "url", "url": url, "config": _s(args.config)}}
+        yield _Context(url, targets, meta, out)
+        return
+
+    import uvicorn
+
+    from ..app import create_app
+
+    cfg, source = _load_cfg(args.config)
+    app = create_app(source)
+    proxy = getattr(app.state, "proxy", None)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve(), name="variant-proxy-bench-server")
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise SystemExit("error: the in-process proxy did not start (see the log above)")
+            await asyncio.sleep(0.02)
+        urls = _backend_urls(proxy, cfg)
+        targets = await _targets(cfg, names, proxy, urls)
+        meta = {
+            "proxy": {
+                "mode": "in-process",
+                "url": f"http://127.0.0.1:{port}",
+                "config": str(source),
+            }
+        }
+        yield _Context(
+            f"http://127.0.0.1:{port}", targets, meta, Path(cfg.server.state_dir) / "bench"
+        )
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(task, 60)
+
+
+def _s(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    try:
+        suites: list[Suite] = [load_suite(s) for s in (_split(args.suite) or BUILTIN_SUITES)]
+    except SuiteError as exc:
+        print(f"error: {exc}", file=err)
+        return 2
+    previous = None
+    if args.compare is not None:
+        try:
+            previous = json.loads(args.compare.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            print(f"error: cannot read {args.compare}: {exc}", file=err)
+            return 2
+        if previous.get("schema") != 1:
+            print(f"error: {args.compare} is not a schema 1 benchmark result", file=err)
+            return 2
+    key = args.api_key or os.environ.get(API_KEY_ENV)
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    settings = RunSettings(
+        repeat=args.repeat,
+        concurrency=args.concurrency,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        limit=args.limit,
+        request_timeout=args.timeout,
+    )
+    bar = _Bar(err, not args.no_progress)
+    started = time.monotonic()
+    async with _context(args, headers) as ctx:
+        if not ctx.variants:
+            print("error: no variants to benchmark", file=err)
+            return 2
+        timeout = httpx.Timeout(args.timeout, connect=10)
+        async with httpx.AsyncClient(
+            base_url=ctx.base_url, timeout=timeout, trust_env=False
+        ) as client:
+            doc = await run_benchmark(
+                client,
+                ctx.variants,
+                suites,
+                settings,
+                headers=headers,
+                progress=bar,
+                meta=ctx.meta,
+            )
+    regressions: list[Regression] = []
+    notes: list[str] = []
+    if previous is not None:
+        regressions, notes = compare(
+            previous,
+            doc,
+            pass_tolerance=args.pass_tolerance,
+            speed_tolerance=args.speed_tolerance,
+        )
+    paths = write_outputs(
+        doc,
+        args.out or ctx.default_out,
+        regressions=regressions,
+        notes=notes,
+        compared_with=None if args.compare is None else str(args.compare),
+    )
+    print(text_table(doc), file=out)
+    print(file=out)
+    iso = doc["sandbox"]
+    if not iso.get("network"):
+        print(
+            f"warning: candidates ran WITHOUT network isolation: {iso['network_detail']}", file=err
+        )
+    for regression in regressions:
+        print(f"REGRESSION {regression.message}", file=out)
+    for note in notes:
+        print(f"note: {note}", file=out)
+    print(
+        f"results: {paths['json']}\nreport:  {paths['markdown']}\n         {paths['html']}\n"
+        f"({time.monotonic() - started:.1f} s)",
+        file=out,
+    )
+    return 1 if regressions else 0
+
+
+def run_cli(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run `bench` with parsed arguments; return the exit status."""
+    from ..errors import ConfigError
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        return asyncio.run(_run(args, out, err))
+    except ConfigError as exc:
+        print(f"error: invalid config {exc.source}", file=err)
+        for issue in exc.issues:
+            print(f"{issue}", file=err)
+        return 2
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=err)
+            return 2
+        return int(exc.code or 0)
+    except httpx.HTTPError as exc:
+        print(f"error: cannot reach the proxy: {exc}", file=err)
+        return 2

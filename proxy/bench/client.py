@@ -1,0 +1,219 @@
+"""One benchmark request, streamed, with its timings.
+
+Every request streams (`stream: true` with usage), so the time to the first
+token and the gaps between tokens are seen as the client sees them. Times are
+`time.perf_counter()` differences from just before the request is sent:
+
+* `ttft_s`: until the first chunk carrying generated text;
+* `itl_s`: mean gap between consecutive text-carrying chunks;
+* `e2e_s`: until the stream ended;
+* `tokens_per_s`: decode speed, output tokens after the first over the time
+  from the first to the last text chunk (falls back to tokens / e2e when
+  there is only one chunk).
+
+Output tokens come from the usage chunk when the backend sends one, else
+from the number of text chunks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+from .suite import Task
+
+__all__ = ["BENCH_HEADER", "SSEDecoder", "Sample", "request_body", "run_request"]
+
+#: Sent with every benchmark request so the proxy can tell them from user traffic.
+BENCH_HEADER = "x-variant-proxy-bench"
+
+
+@dataclass(slots=True)
+class Sample:
+    """What one request produced and how fast."""
+
+    text: str = ""
+    status_code: int | None = None
+    error: str | None = None
+    ttft_s: float | None = None
+    itl_s: float | None = None
+    e2e_s: float | None = None
+    output_tokens: int | None = None
+    tokens_per_s: float | None = None
+    finish_reason: str | None = None
+    served_by: str | None = None
+    gaps: list[float] = field(default_factory=list, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        del out["gaps"]
+        return out
+
+
+class SSEDecoder:
+    """Incremental `text/event-stream` decoder: feed bytes, get each event's data."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._data: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> list[str]:
+        self._buffer += chunk
+        events: list[str] = []
+        while True:
+            cut = self._buffer.find(b"\n")
+            if cut < 0:
+                return events
+            line = self._buffer[:cut].rstrip(b"\r")
+            self._buffer = self._buffer[cut + 1 :]
+            self._line(line, events)
+
+    def flush(self) -> list[str]:
+        events: list[str] = []
+        if self._buffer:
+            self._line(self._buffer.rstrip(b"\r"), events)
+            self._buffer = b""
+        self._line(b"", events)
+        return events
+
+    def _line(self, line: bytes, events: list[str]) -> None:
+        if not line:
+            if self._data:
+                events.append(b"\n".join(self._data).decode("utf-8", "replace"))
+                self._data = []
+            return
+        if line.startswith(b":"):
+            return
+        name, _, value = line.partition(b":")
+        if name == b"data":
+            self._data.append(value[1:] if value.startswith(b" ") else value)
+
+
+def request_body(
+    variant: str, task: Task, *, max_tokens: int, temperature: float, seed: int | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The endpoint path and JSON body for one task, naming the variant directly."""
+    body: dict[str, Any] = {
+        "model": variant,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if seed is not None:
+        body["seed"] = seed
+    if task.messages is not None:
+        body["messages"] = [m.model_dump() for m in task.messages]
+        return "/v1/chat/completions", body
+    body["prompt"] = task.prompt
+    if task.suffix:
+        body["suffix"] = task.suffix
+    return "/v1/completions", body
+
+
+def _error_text(raw: bytes) -> str:
+    try:
+        data = orjson.loads(raw)
+        message = data.get("error", {}).get("message") if isinstance(data, dict) else None
+        if isinstance(message, str):
+            return message[:300]
+    except (orjson.JSONDecodeError, AttributeError):
+        pass
+    return raw[:300].decode("utf-8", "replace")
+
+
+async def run_request(
+    client: httpx.AsyncClient,
+    path: str,
+    body: Mapping[str, Any],
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 600.0,
+) -> Sample:
+    """Send one streaming request and measure it. Never raises for HTTP or protocol errors."""
+    sample = Sample()
+    pieces: list[str] = []
+    token_times: list[float] = []
+    chunks = 0
+    decoder = SSEDecoder()
+    send_headers = {"content-type": "application/json", BENCH_HEADER: "1", **(headers or {})}
+    started = time.perf_counter()
+    try:
+        request = client.build_request(
+            "POST", path, content=orjson.dumps(body), headers=send_headers, timeout=timeout
+        )
+        response = await client.send(request, stream=True)
+        try:
+            sample.status_code = response.status_code
+            sample.served_by = response.headers.get("x-route-variant")
+            if response.status_code != 200:
+                raw = await response.aread()
+                sample.error = f"HTTP {response.status_code}: {_error_text(raw)}"
+                return sample
+            async for raw_chunk in response.aiter_raw():
+                now = time.perf_counter()
+                for data in decoder.feed(raw_chunk):
+                    chunks += _handle(data, sample, pieces, token_times, now)
+            now = time.perf_counter()
+            for data in decoder.flush():
+                chunks += _handle(data, sample, pieces, token_times, now)
+        finally:
+            await response.aclose()
+    except httpx.HTTPError as exc:
+        sample.error = f"{type(exc).__name__}: {exc}"[:300]
+    finished = time.perf_counter()
+    sample.text = "".join(pieces)
+    sample.e2e_s = finished - started
+    if token_times:
+        sample.ttft_s = token_times[0] - started
+        sample.gaps = [b - a for a, b in zip(token_times, token_times[1:], strict=False)]
+        if sample.gaps:
+            sample.itl_s = sum(sample.gaps) / len(sample.gaps)
+    if sample.output_tokens is None and chunks:
+        sample.output_tokens = chunks
+    tokens = sample.output_tokens or 0
+    if tokens and len(token_times) >= 2 and token_times[-1] > token_times[0]:
+        sample.tokens_per_s = max(tokens - 1, 1) / (token_times[-1] - token_times[0])
+    elif tokens and sample.e2e_s:
+        sample.tokens_per_s = tokens / sample.e2e_s
+    return sample
+
+
+def _handle(
+    data: str, sample: Sample, pieces: list[str], token_times: list[float], now: float
+) -> int:
+    if data.strip() == "[DONE]":
+        return 0
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return 0
+    if not isinstance(event, dict):
+        return 0
+    if "error" in event:
+        err = event["error"]
+        message = err.get("message") if isinstance(err, dict) else err
+        sample.error = f"stream error: {message}"[:300]
+        return 0
+    usage = event.get("usage")
+    if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+        sample.output_tokens = usage["completion_tokens"]
+    found = 0
+    for choice in event.get("choices") or []:
+        if not isinstance(choice, dict):
+            continue
+        delta = choice.get("delta")
+        text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+        if isinstance(text, str) and text:
+            pieces.append(text)
+            found = 1
+        if choice.get("finish_reason"):
+            sample.finish_reason = str(choice["finish_reason"])
+    if found:
+        token_times.append(now)
+    return found

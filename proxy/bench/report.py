@@ -1,0 +1,506 @@
+"""Reports from a result document: a terminal table, Markdown, HTML with SVG charts,
+and the comparison with a previous run that flags regressions. Pure apart from
+`write_outputs`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .ranking import figures, rank
+
+__all__ = [
+    "Regression",
+    "compare",
+    "markdown",
+    "render_html",
+    "text_table",
+    "write_outputs",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Regression:
+    variant: str
+    suite: str
+    metric: str
+    before: float
+    after: float
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _p50(row: Mapping[str, Any], key: str) -> float | None:
+    value = (row.get(key) or {}).get("p50")
+    return float(value) if value is not None else None
+
+
+def compare(
+    previous: Mapping[str, Any],
+    current: Mapping[str, Any],
+    *,
+    pass_tolerance: float = 0.05,
+    speed_tolerance: float = 0.20,
+) -> tuple[list[Regression], list[str]]:
+    """Regressions of `current` against `previous`, and notes on what couldn't be compared.
+
+    Flags a pass ratio lower by more than `pass_tolerance` (absolute), and a median time
+    to first token higher, or median output tokens/s lower, by more than `speed_tolerance`
+    (relative). Only the same variant on the same suite version is compared.
+    """
+    before = {(r["variant"], r["suite"]): r for r in previous.get("results", [])}
+    found: list[Regression] = []
+    notes: list[str] = []
+    for row in current.get("results", []):
+        key = (row["variant"], row["suite"])
+        old = before.get(key)
+        where = f"{row['variant']} on {row['suite']}"
+        if old is None:
+            notes.append(f"{where}: not in the previous run")
+            continue
+        if old.get("suite_version") != row.get("suite_version"):
+            notes.append(
+                f"{where}: suite version {old.get('suite_version')} -> "
+                f"{row.get('suite_version')}, not compared"
+            )
+            continue
+        a, b = old.get("pass_ratio"), row.get("pass_ratio")
+        if a is not None and b is not None and a - b > pass_tolerance + 1e-12:
+            found.append(
+                Regression(
+                    row["variant"],
+                    row["suite"],
+                    "pass_ratio",
+                    a,
+                    b,
+                    f"{where}: pass ratio {a:.2f} -> {b:.2f} "
+                    f"(drop {a - b:.2f} > {pass_tolerance:.2f})",
+                )
+            )
+        t0, t1 = _p50(old, "ttft_seconds"), _p50(row, "ttft_seconds")
+        if t0 and t1 is not None and (t1 - t0) / t0 > speed_tolerance:
+            found.append(
+                Regression(
+                    row["variant"],
+                    row["suite"],
+                    "ttft_seconds",
+                    t0,
+                    t1,
+                    f"{where}: median TTFT {t0 * 1000:.0f} ms -> {t1 * 1000:.0f} ms "
+                    f"(+{(t1 - t0) / t0:.0%} > {speed_tolerance:.0%})",
+                )
+            )
+        s0 = _p50(old, "output_tokens_per_second")
+        s1 = _p50(row, "output_tokens_per_second")
+        if s0 and s1 is not None and (s0 - s1) / s0 > speed_tolerance:
+            found.append(
+                Regression(
+                    row["variant"],
+                    row["suite"],
+                    "output_tokens_per_second",
+                    s0,
+                    s1,
+                    f"{where}: median output {s0:.1f} -> {s1:.1f} tokens/s "
+                    f"(-{(s0 - s1) / s0:.0%} > {speed_tolerance:.0%})",
+                )
+            )
+    current_keys = {(r["variant"], r["suite"]) for r in current.get("results", [])}
+    for key in before:
+        if key not in current_keys:
+            notes.append(f"{key[0]} on {key[1]}: not in this run")
+    return found, notes
+
+
+# -- formatting helpers ------------------------------------------------------------------------
+
+
+def _ratio(x: Any) -> str:
+    return "–" if x is None else f"{float(x):.2f}"
+
+
+def _ms(x: Any) -> str:
+    return "–" if x is None else f"{float(x) * 1000:.0f}"
+
+
+def _num(x: Any, digits: int = 1) -> str:
+    return "–" if x is None else f"{float(x):.{digits}f}"
+
+
+def _mib(x: Any) -> str:
+    return "–" if x is None else f"{int(x) / (1 << 20):.0f}"
+
+
+def _pass_k(row: Mapping[str, Any]) -> str:
+    ks = row.get("pass_at_k") or {}
+    extra = [f"@{k} {_ratio(v)}" for k, v in ks.items() if k != "1"]
+    return ", ".join(extra) or "–"
+
+
+def _rows(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return sorted(doc.get("results", []), key=lambda r: (r["suite"], r["variant"]))
+
+
+def _header(cols: Sequence[str]) -> list[str]:
+    return ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+
+
+RESULT_COLUMNS = (
+    "variant",
+    "suite",
+    "pass@1",
+    "pass@k",
+    "TTFT p50/p95 ms",
+    "ITL p50 ms",
+    "e2e p50 ms",
+    "tok/s p50/p95",
+    "errors",
+    "CPU % mean/max",
+    "RSS MiB max",
+)
+
+
+def _result_cells(row: Mapping[str, Any], doc: Mapping[str, Any]) -> list[str]:
+    usage = row.get("usage") or {}
+    version = row.get("suite_version")
+    return [
+        str(row["variant"]),
+        f"{row['suite']} v{version}" if version is not None else str(row["suite"]),
+        f"{_ratio(row.get('pass_ratio'))} ({row.get('passed', 0)}/{row.get('scored', 0)})",
+        _pass_k(row),
+        f"{_ms(_p50(row, 'ttft_seconds'))}/{_ms((row.get('ttft_seconds') or {}).get('p95'))}",
+        _ms(_p50(row, "itl_seconds")),
+        _ms(_p50(row, "e2e_seconds")),
+        f"{_num(_p50(row, 'output_tokens_per_second'))}/"
+        f"{_num((row.get('output_tokens_per_second') or {}).get('p95'))}",
+        str(row.get("errors", 0)),
+        f"{_num(usage.get('cpu_percent_mean'), 0)}/{_num(usage.get('cpu_percent_max'), 0)}",
+        _mib(usage.get("rss_bytes_max")),
+    ]
+
+
+def _rankings(doc: Mapping[str, Any]) -> dict[str, list[tuple[str, Mapping[str, Any]]]]:
+    figs = figures(doc)
+    classes = sorted({str(r["class"]) for r in doc.get("results", [])})
+    out: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    for cls in classes:
+        names = sorted(v for v, per in figs.items() if cls in per)
+        out[cls] = [(name, figs[name][cls]) for name in rank(names, cls, figs)]
+    return out
+
+
+def text_table(doc: Mapping[str, Any]) -> str:
+    """The summary printed at the end of `variant-proxy bench`."""
+    cols = ("variant", "suite", "pass@1", "pass@k", "TTFT p50", "tok/s p50", "errors")
+    rows = [
+        [
+            str(r["variant"]),
+            str(r["suite"]),
+            f"{_ratio(r.get('pass_ratio'))} ({r.get('passed', 0)}/{r.get('scored', 0)})",
+            _pass_k(r),
+            f"{_ms(_p50(r, 'ttft_seconds'))} ms",
+            _num(_p50(r, "output_tokens_per_second")),
+            str(r.get("errors", 0)),
+        ]
+        for r in _rows(doc)
+    ]
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    for skip in doc.get("skipped", []):
+        lines.append(f"skipped {skip['variant']} on {skip['suite']}: {skip['reason']}")
+    return "\n".join(lines)
+
+
+def _machine_line(doc: Mapping[str, Any]) -> str:
+    m = doc.get("machine", {})
+    mem = m.get("memory_bytes")
+    gib = f"{mem / (1 << 30):.1f} GiB" if mem else "?"
+    gpus = ", ".join(m.get("gpus") or []) or "no GPU seen"
+    return (
+        f"{m.get('cpu_model') or 'unknown CPU'} × {m.get('cpu_count')}, {gib} RAM, {gpus}; "
+        f"{m.get('os')}, Python {m.get('python')}"
+    )
+
+
+def _sandbox_line(doc: Mapping[str, Any]) -> str:
+    s = doc.get("sandbox", {})
+    net = "network isolated" if s.get("network") else "NO network isolation"
+    user = f"own uid {s['uid']}" if s.get("uid") is not None else "same user as the proxy"
+    return f"{net} ({s.get('network_detail', '')}), {user}"
+
+
+def markdown(
+    doc: Mapping[str, Any],
+    regressions: Sequence[Regression] = (),
+    notes: Sequence[str] = (),
+    compared_with: str | None = None,
+) -> str:
+    """The human report."""
+    s = doc.get("settings", {})
+    out = [
+        f"# Benchmark {doc.get('run_id', '')}",
+        "",
+        f"- started {doc.get('started_at')}, took {doc.get('duration_seconds')} s",
+        f"- machine: {_machine_line(doc)}",
+        f"- sandbox: {_sandbox_line(doc)}",
+        f"- settings: repeat {s.get('repeat')}, concurrency {s.get('concurrency')}, "
+        f"temperature {s.get('temperature')}, max_tokens cap {s.get('max_tokens')}, "
+        f"limit {s.get('limit')}",
+        "- suites: "
+        + ", ".join(
+            f"{name} v{info.get('version')} ({info.get('tasks')} tasks)"
+            for name, info in doc.get("suites", {}).items()
+        ),
+        "",
+        "## Ranking by class",
+        "",
+        "Pass ratio first, then median output tokens/s, then median time to first token.",
+        "",
+    ]
+    for cls, ranked in _rankings(doc).items():
+        out += [f"### {cls}", ""]
+        out += _header(("#", "variant", "pass ratio", "tok/s p50", "TTFT p50 ms"))
+        for i, (name, fig) in enumerate(ranked, 1):
+            out.append(
+                f"| {i} | {name} | {_ratio(fig.get('pass_ratio'))} | "
+                f"{_num(fig.get('output_tokens_per_second'))} | {_ms(fig.get('ttft_seconds'))} |"
+            )
+        out.append("")
+    out += ["## Results", ""]
+    out += _header(RESULT_COLUMNS)
+    for row in _rows(doc):
+        out.append("| " + " | ".join(_result_cells(row, doc)) + " |")
+    out.append("")
+    for skip in doc.get("skipped", []):
+        out.append(f"- skipped {skip['variant']} on {skip['suite']}: {skip['reason']}")
+    if compared_with is not None:
+        out += ["", f"## Compared with {compared_with}", ""]
+        if regressions:
+            out += [f"- **regression**: {r.message}" for r in regressions]
+        else:
+            out.append("No regressions.")
+        out += [f"- note: {n}" for n in notes]
+    out += ["", "## Tasks", ""]
+    for suite, variants, grid in _task_grid(doc):
+        out += [f"### {suite}", ""]
+        out += _header(("task", *variants))
+        for task, cells in grid:
+            out.append(f"| {task} | " + " | ".join(cells) + " |")
+        out.append("")
+    out += [
+        "Legend: ✓ passed, ✗ failed, ⏱ timeout, 💥 crashed, ! request error, – skipped; "
+        "with several samples, passed/total.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+_MARK = {
+    "passed": "✓",
+    "failed": "✗",
+    "timeout": "⏱",
+    "crashed": "💥",
+    "error": "!",
+    "skipped": "–",
+}
+
+
+def _task_grid(
+    doc: Mapping[str, Any],
+) -> list[tuple[str, list[str], list[tuple[str, list[str]]]]]:
+    by_suite: dict[str, dict[str, dict[str, list[str]]]] = {}
+    for t in doc.get("tasks", []):
+        cell = by_suite.setdefault(t["suite"], {}).setdefault(t["task"], {})
+        cell.setdefault(t["variant"], []).append(t["status"])
+    out = []
+    for suite, tasks in by_suite.items():
+        variants = sorted({v for per in tasks.values() for v in per})
+        grid = []
+        for task, per in tasks.items():
+            cells = []
+            for v in variants:
+                statuses = per.get(v, [])
+                if not statuses:
+                    cells.append("")
+                elif len(statuses) == 1:
+                    cells.append(_MARK.get(statuses[0], "?"))
+                else:
+                    cells.append(f"{statuses.count('passed')}/{len(statuses)}")
+            grid.append((task, cells))
+        out.append((suite, variants, grid))
+    return out
+
+
+# -- HTML ----------------------------------------------------------------------------------------
+
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 8px}
+th{background:#f4f4f4;text-align:left}td{font-variant-numeric:tabular-nums}
+.charts{display:flex;flex-wrap:wrap;gap:1em}.bad{color:#b00}
+"""
+
+_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+
+
+def _scatter(cls: str, points: Sequence[tuple[str, float, float]]) -> str:
+    """Speed (x: median output tokens/s) against accuracy (y: pass ratio)."""
+    w, h, left, bottom, top, right = 380, 280, 48, 40, 28, 16
+    xmax = max([p[1] for p in points] + [1.0]) * 1.15
+    e = html.escape
+
+    def sx(x: float) -> float:
+        return left + (w - left - right) * x / xmax
+
+    def sy(y: float) -> float:
+        return h - bottom - (h - bottom - top) * y
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+        f'viewBox="0 0 {w} {h}" role="img" aria-label="{e(cls)}: speed against accuracy">',
+        f'<text x="{w / 2}" y="16" text-anchor="middle" font-weight="bold">{e(cls)}</text>',
+        f'<line x1="{left}" y1="{sy(0)}" x2="{w - right}" y2="{sy(0)}" stroke="#444"/>',
+        f'<line x1="{left}" y1="{sy(0)}" x2="{left}" y2="{sy(1)}" stroke="#444"/>',
+    ]
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(
+            f'<line x1="{left}" y1="{sy(tick):.1f}" x2="{w - right}" y2="{sy(tick):.1f}" '
+            'stroke="#eee"/>'
+            f'<text x="{left - 6}" y="{sy(tick) + 4:.1f}" text-anchor="end" '
+            f'font-size="11">{tick:.2f}</text>'
+        )
+    for i in range(5):
+        x = xmax * i / 4
+        parts.append(
+            f'<text x="{sx(x):.1f}" y="{h - bottom + 14}" text-anchor="middle" '
+            f'font-size="11">{x:.0f}</text>'
+        )
+    parts.append(
+        f'<text x="{(left + w - right) / 2}" y="{h - 6}" text-anchor="middle" '
+        'font-size="12">output tokens/s (median)</text>'
+        f'<text x="12" y="{(top + h - bottom) / 2}" text-anchor="middle" font-size="12" '
+        f'transform="rotate(-90 12 {(top + h - bottom) / 2})">pass ratio</text>'
+    )
+    for i, (name, x, y) in enumerate(points):
+        color = _COLORS[i % len(_COLORS)]
+        parts.append(
+            f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="6" fill="{color}">'
+            f"<title>{e(name)}: {y:.2f} pass, {x:.1f} tok/s</title></circle>"
+            f'<text x="{sx(x) + 9:.1f}" y="{sy(y) + 4:.1f}" font-size="11" '
+            f'fill="{color}">{e(name)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_html(
+    doc: Mapping[str, Any],
+    regressions: Sequence[Regression] = (),
+    notes: Sequence[str] = (),
+    compared_with: str | None = None,
+) -> str:
+    """A single self-contained HTML page: charts (inline SVG), rankings, results, tasks."""
+    e = html.escape
+    body = [
+        f"<h1>Benchmark {e(str(doc.get('run_id', '')))}</h1>",
+        f"<p>Started {e(str(doc.get('started_at')))}, took {doc.get('duration_seconds')} s.<br>"
+        f"Machine: {e(_machine_line(doc))}<br>Sandbox: {e(_sandbox_line(doc))}</p>",
+        "<h2>Speed against accuracy</h2><div class=charts>",
+    ]
+    for cls, ranked in _rankings(doc).items():
+        points = [
+            (
+                name,
+                float(fig.get("output_tokens_per_second") or 0.0),
+                float(fig.get("pass_ratio") or 0.0),
+            )
+            for name, fig in ranked
+        ]
+        body.append(_scatter(cls, points))
+    body.append("</div><h2>Ranking by class</h2>")
+    for cls, ranked in _rankings(doc).items():
+        body.append(
+            f"<h3>{e(cls)}</h3><table><tr><th>#</th><th>variant</th><th>pass ratio</th>"
+            "<th>tok/s p50</th><th>TTFT p50 ms</th></tr>"
+        )
+        for i, (name, fig) in enumerate(ranked, 1):
+            body.append(
+                f"<tr><td>{i}</td><td>{e(name)}</td><td>{_ratio(fig.get('pass_ratio'))}</td>"
+                f"<td>{_num(fig.get('output_tokens_per_second'))}</td>"
+                f"<td>{_ms(fig.get('ttft_seconds'))}</td></tr>"
+            )
+        body.append("</table>")
+    body.append("<h2>Results</h2><table><tr>")
+    body += [f"<th>{e(c)}</th>" for c in RESULT_COLUMNS]
+    body.append("</tr>")
+    for row in _rows(doc):
+        body.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in _result_cells(row, doc)) + "</tr>")
+    body.append("</table>")
+    if compared_with is not None:
+        body.append(f"<h2>Compared with {e(compared_with)}</h2><ul>")
+        if regressions:
+            body += [f"<li class=bad>regression: {e(r.message)}</li>" for r in regressions]
+        else:
+            body.append("<li>No regressions.</li>")
+        body += [f"<li>note: {e(n)}</li>" for n in notes]
+        body.append("</ul>")
+    body.append("<h2>Tasks</h2>")
+    for suite, variants, grid in _task_grid(doc):
+        body.append(f"<h3>{e(suite)}</h3><table><tr><th>task</th>")
+        body += [f"<th>{e(v)}</th>" for v in variants]
+        body.append("</tr>")
+        for task, cells in grid:
+            body.append(
+                f"<tr><td>{e(task)}</td>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>"
+            )
+        body.append("</table>")
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<title>variant-proxy benchmark {e(str(doc.get('run_id', '')))}</title>"
+        f"<style>{_CSS}</style></head><body>" + "\n".join(body) + "</body></html>\n"
+    )
+
+
+def write_outputs(
+    doc: Mapping[str, Any],
+    out_dir: Path,
+    *,
+    regressions: Sequence[Regression] = (),
+    notes: Sequence[str] = (),
+    compared_with: str | None = None,
+) -> dict[str, Path]:
+    """Write `<stamp>-<run_id>.json/.md/.html` and `latest.json`; return the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = str(doc.get("started_at", "run")).replace(":", "").replace("+0000", "Z")
+    stem = f"bench-{stamp}-{doc.get('run_id', 'run')}"
+    if compared_with is not None:
+        doc = {
+            **doc,
+            "comparison": {
+                "previous": compared_with,
+                "regressions": [r.as_dict() for r in regressions],
+                "notes": list(notes),
+            },
+        }
+    text = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+    paths = {
+        "json": out_dir / f"{stem}.json",
+        "markdown": out_dir / f"{stem}.md",
+        "html": out_dir / f"{stem}.html",
+        "latest": out_dir / "latest.json",
+    }
+    paths["json"].write_text(text, encoding="utf-8")
+    paths["markdown"].write_text(markdown(doc, regressions, notes, compared_with), encoding="utf-8")
+    paths["html"].write_text(render_html(doc, regressions, notes, compared_with), encoding="utf-8")
+    tmp = out_dir / ".latest.json.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(paths["latest"])
+    return paths

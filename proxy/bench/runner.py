@@ -1,0 +1,410 @@
+"""Run suites against variants through the proxy and build the result document.
+
+A run has two stages, so scoring never competes with the model for the CPU
+while speed is measured:
+
+1. *generate*: for each variant and suite (a "phase"), send every task
+   `repeat` times, at most `concurrency` at once, through the proxy (the
+   variant named directly as `model`), sampling the backend's resource use
+   for the phase;
+2. *score*: run every answer in the sandbox, in worker threads.
+
+The result document (`schema: 1`) holds the settings, the machine, the
+sandbox's isolation, suite versions, variant identities, per-(variant, suite)
+summaries and every sample. `summarize` is pure and shared with the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import importlib
+import os
+import platform
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from . import sandbox
+from .client import Sample, request_body, run_request
+from .scoring import Score, pass_at_k, score, toolchains
+from .suite import Suite, Task
+from .usage import UsageSampler
+
+__all__ = [
+    "SCHEMA",
+    "BenchInterrupted",
+    "RunSettings",
+    "VariantTarget",
+    "machine_info",
+    "percentile",
+    "run_benchmark",
+    "summarize",
+    "variant_identity",
+]
+
+SCHEMA = 1
+_ANSWER_LIMIT = 4000
+_OUTPUT_LIMIT = 1000
+
+Progress = Callable[[int, int, str], None]
+
+
+class BenchInterrupted(Exception):
+    """The run was stopped (user traffic arrived, or the caller said so)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    repeat: int = 1
+    concurrency: int = 1
+    #: None: 0 for a single sample, 0.8 when sampling several (pass@k needs variety)
+    temperature: float | None = None
+    #: caps every task's own max_tokens
+    max_tokens: int | None = None
+    #: first N tasks of each suite
+    limit: int | None = None
+    request_timeout: float = 600.0
+    score_workers: int = max(1, min(8, os.cpu_count() or 1))
+
+    @property
+    def effective_temperature(self) -> float:
+        if self.temperature is not None:
+            return self.temperature
+        return 0.0 if self.repeat == 1 else 0.8
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "repeat": self.repeat,
+            "concurrency": self.concurrency,
+            "temperature": self.effective_temperature,
+            "max_tokens": self.max_tokens,
+            "limit": self.limit,
+            "request_timeout": self.request_timeout,
+        }
+
+
+@dataclass(slots=True)
+class VariantTarget:
+    """One variant to benchmark and what is known about it."""
+
+    name: str
+    #: has a fill-in-the-middle format (None: unknown, e.g. benching a remote proxy)
+    fim: bool | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    pid: Callable[[], int | None] | None = None
+
+
+@dataclass(slots=True)
+class _Item:
+    variant: str
+    suite: Suite
+    task: Task
+    sample_no: int
+    sample: Sample | None = None
+    score: Score | None = None
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated percentile (q in 0..100); None for no values."""
+    if not values:
+        return None
+    data = sorted(values)
+    if len(data) == 1:
+        return data[0]
+    pos = (len(data) - 1) * q / 100.0
+    low = int(pos)
+    high = min(low + 1, len(data) - 1)
+    return data[low] + (data[high] - data[low]) * (pos - low)
+
+
+def _stats(values: Sequence[float]) -> dict[str, float | None]:
+    def r(x: float | None) -> float | None:
+        return None if x is None else round(x, 6)
+
+    return {
+        "p50": r(percentile(values, 50)),
+        "p95": r(percentile(values, 95)),
+        "mean": r(sum(values) / len(values)) if values else None,
+        "n": len(values),
+    }
+
+
+def machine_info() -> dict[str, Any]:
+    cpu_model = platform.processor() or None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_model": cpu_model,
+        "cpu_count": os.cpu_count(),
+        "memory_bytes": psutil.virtual_memory().total,
+        "gpus": _gpu_names(),
+    }
+
+
+def _gpu_names() -> list[str]:
+    try:
+        nvml: Any = importlib.import_module("pynvml")
+        nvml.nvmlInit()
+        names = []
+        for i in range(nvml.nvmlDeviceGetCount()):
+            name = nvml.nvmlDeviceGetName(nvml.nvmlDeviceGetHandleByIndex(i))
+            names.append(name.decode() if isinstance(name, bytes) else str(name))
+        return names
+    except Exception:
+        return []
+
+
+async def variant_identity(
+    cfg: Any, name: str, client: httpx.AsyncClient, urls: Mapping[str, str] | None = None
+) -> dict[str, Any] | None:
+    """What the server really serves for a variant (`proxy.pinning`), or None if unknown."""
+    try:
+        pinning: Any = importlib.import_module("proxy.pinning")
+        ident: Any = importlib.import_module("proxy.backends.identity")
+    except ImportError:
+        return None
+    try:
+        target = pinning.resolve_target(cfg, name, urls)
+        if target is None:
+            return None
+        seen = await ident.fetch_identity(
+            target.kind,
+            client,
+            target.base_url,
+            target.headers,
+            target.model,
+            local_path=target.local_path,
+        )
+    except Exception as exc:
+        reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+        return {"unavailable": str(reason)[:300]}
+    result: dict[str, Any] = seen.as_dict()
+    return result
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+async def run_benchmark(
+    client: httpx.AsyncClient,
+    variants: Sequence[VariantTarget],
+    suites: Sequence[Suite],
+    settings: RunSettings = RunSettings(),
+    *,
+    headers: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+    should_continue: Callable[[], bool] | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Generate and score; return the result document. `client` has the proxy as base URL."""
+    started_at, t0 = _now(), time.monotonic()
+    suites = [s.limited(settings.limit) for s in suites]
+    temperature = settings.effective_temperature
+    phases: list[tuple[VariantTarget, Suite, list[_Item]]] = []
+    skipped: list[dict[str, Any]] = []
+    for variant in variants:
+        for suite in suites:
+            if suite.cls == "completion" and variant.fim is False:
+                skipped.append(
+                    {
+                        "variant": variant.name,
+                        "suite": suite.name,
+                        "class": suite.cls,
+                        "reason": "variant has no fill-in-the-middle format (variants.*.fim)",
+                    }
+                )
+                continue
+            items = [
+                _Item(variant.name, suite, task, n)
+                for task in suite.tasks
+                for n in range(settings.repeat)
+            ]
+            phases.append((variant, suite, items))
+    total = sum(len(items) for _, _, items in phases)
+    done = 0
+    usage: dict[tuple[str, str], dict[str, Any] | None] = {}
+    gate = asyncio.Semaphore(max(1, settings.concurrency))
+
+    async def one(item: _Item) -> None:
+        nonlocal done
+        async with gate:
+            if should_continue is not None and not should_continue():
+                raise BenchInterrupted("stopped before the run finished")
+            max_tokens = item.task.max_tokens
+            if settings.max_tokens is not None:
+                max_tokens = min(max_tokens, settings.max_tokens)
+            path, body = request_body(
+                item.variant,
+                item.task,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                seed=item.sample_no if settings.repeat > 1 else None,
+            )
+            item.sample = await run_request(
+                client, path, body, headers=headers, timeout=settings.request_timeout
+            )
+        done += 1
+        if progress is not None:
+            progress(done, total, f"{item.variant} {item.suite.name} {item.task.id}")
+
+    for variant, suite, items in phases:
+        sampler = UsageSampler(variant.pid or (lambda: None))
+        async with sampler:
+            await asyncio.gather(*(one(item) for item in items))
+        usage[(variant.name, suite.name)] = sampler.summary()
+
+    tools = await asyncio.to_thread(toolchains)
+    iso = await asyncio.to_thread(sandbox.isolation)
+    items_all = [item for _, _, items in phases for item in items]
+    workers = asyncio.Semaphore(settings.score_workers)
+    scored = 0
+
+    async def check(item: _Item) -> None:
+        nonlocal scored
+        assert item.sample is not None
+        async with workers:
+            if item.sample.error is not None and not item.sample.text:
+                item.score = Score("error", item.sample.error, method="none")
+            else:
+                item.score = await asyncio.to_thread(
+                    score, item.task, item.sample.text, tools=tools
+                )
+        scored += 1
+        if progress is not None:
+            progress(scored, len(items_all), f"scoring {item.variant} {item.task.id}")
+
+    await asyncio.gather(*(check(item) for item in items_all))
+
+    tasks = [_task_record(item) for item in items_all]
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "kind": "variant-proxy-benchmark",
+        "run_id": uuid.uuid4().hex[:12],
+        "started_at": started_at,
+        "finished_at": _now(),
+        "duration_seconds": round(time.monotonic() - t0, 3),
+        "settings": settings.as_dict(),
+        "machine": machine_info(),
+        "sandbox": {**iso.as_dict(), "toolchains": tools},
+        "suites": {
+            s.name: {
+                "version": s.version,
+                "class": s.cls,
+                "tasks": len(s.tasks),
+                "description": s.description,
+                "source": s.source,
+                "licensed": s.license is not None,
+            }
+            for s in suites
+        },
+        "variants": {v.name: v.info for v in variants},
+        "skipped": skipped,
+        **dict(meta or {}),
+    }
+    doc["results"] = summarize(tasks, doc["suites"], settings.repeat, usage)
+    doc["tasks"] = tasks
+    return doc
+
+
+def _round(x: float | None, digits: int = 6) -> float | None:
+    return None if x is None else round(x, digits)
+
+
+def _task_record(item: _Item) -> dict[str, Any]:
+    sample = item.sample or Sample()
+    result = item.score or Score("error", "not scored", method="none")
+    return {
+        "variant": item.variant,
+        "suite": item.suite.name,
+        "class": item.suite.task_class(item.task),
+        "task": item.task.id,
+        "language": item.task.language,
+        "human_language": item.task.human_language,
+        "sample": item.sample_no,
+        "status": result.status,
+        "reason": result.reason,
+        "method": result.method,
+        "error": sample.error,
+        "http_status": sample.status_code,
+        "served_by": sample.served_by,
+        "finish_reason": sample.finish_reason,
+        "ttft_seconds": _round(sample.ttft_s),
+        "itl_seconds": _round(sample.itl_s),
+        "e2e_seconds": _round(sample.e2e_s),
+        "output_tokens": sample.output_tokens,
+        "output_tokens_per_second": _round(sample.tokens_per_s, 3),
+        "answer": sample.text[:_ANSWER_LIMIT],
+        "stdout": result.stdout[:_OUTPUT_LIMIT],
+        "stderr": result.stderr[-_OUTPUT_LIMIT:],
+    }
+
+
+def summarize(
+    tasks: Sequence[Mapping[str, Any]],
+    suites: Mapping[str, Mapping[str, Any]],
+    repeat: int,
+    usage: Mapping[tuple[str, str], dict[str, Any] | None] | None = None,
+) -> list[dict[str, Any]]:
+    """Per (variant, suite): pass ratio, pass@k, latency and speed percentiles, errors."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for record in tasks:
+        groups.setdefault((record["variant"], record["suite"]), []).append(record)
+    out = []
+    for (variant, suite), records in groups.items():
+        scored = [r for r in records if r["status"] != "skipped"]
+        passed = sum(1 for r in scored if r["status"] == "passed")
+        per_task: dict[str, list[bool]] = {}
+        for r in scored:
+            per_task.setdefault(r["task"], []).append(r["status"] == "passed")
+        ks = sorted({1, repeat})
+        pass_k = {
+            str(k): (
+                round(
+                    sum(pass_at_k(len(v), sum(v), k) for v in per_task.values()) / len(per_task),
+                    6,
+                )
+                if per_task
+                else None
+            )
+            for k in ks
+        }
+
+        def values(key: str, rs: Sequence[Mapping[str, Any]] = records) -> list[float]:
+            return [float(r[key]) for r in rs if r.get(key) is not None]
+
+        out.append(
+            {
+                "variant": variant,
+                "suite": suite,
+                "class": suites.get(suite, {}).get("class", suite),
+                "suite_version": suites.get(suite, {}).get("version"),
+                "samples": len(records),
+                "scored": len(scored),
+                "passed": passed,
+                "failed": len(scored) - passed,
+                "skipped": len(records) - len(scored),
+                "errors": sum(1 for r in records if r.get("error")),
+                "pass_ratio": round(passed / len(scored), 6) if scored else None,
+                "pass_at_k": pass_k,
+                "ttft_seconds": _stats(values("ttft_seconds")),
+                "itl_seconds": _stats(values("itl_seconds")),
+                "e2e_seconds": _stats(values("e2e_seconds")),
+                "output_tokens_per_second": _stats(values("output_tokens_per_second")),
+                "usage": (usage or {}).get((variant, suite)),
+            }
+        )
+    return out

@@ -1,0 +1,317 @@
+"""Continuous benchmarking inside the daemon: run the suites on a schedule, when idle.
+
+`BenchScheduler.run()` (spawn it as a task in the app's lifespan) wakes up
+every few seconds; a run starts when `schedule` seconds have passed since the
+last one *and* no request has been seen for `idle_seconds`, so a benchmark
+never competes with the user for a local GPU. With `pause_on_traffic` a run
+is abandoned as soon as a user request arrives, and retried at the next idle
+period. Requests go to the app in-process (`StreamingASGITransport`) so they
+take the live path, timings included, without a socket.
+
+Results are written to the state dir like the CLI's (`latest.json` plus
+timestamped JSON, Markdown and HTML; the oldest beyond `keep` are deleted),
+and the latest figures are exported as gauges labelled by variant and suite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client import CollectorRegistry, Gauge
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .asgi import StreamingASGITransport
+from .ranking import figures
+from .report import write_outputs
+from .runner import BenchInterrupted, RunSettings, VariantTarget, run_benchmark, variant_identity
+from .suite import BUILTIN_SUITES, SuiteError, load_suite
+from .usage import backend_pid
+
+__all__ = ["BenchMetrics", "BenchScheduler", "BenchmarkConfig"]
+
+log = logging.getLogger("variant_proxy.bench")
+
+_PREFIX = "variant_proxy_bench_"
+GAUGES: dict[str, tuple[str, str]] = {
+    "pass_ratio": (
+        _PREFIX + "pass_ratio",
+        "Share of benchmark samples that passed, latest run, by variant and suite.",
+    ),
+    "ttft": (
+        _PREFIX + "ttft_seconds",
+        "Median time to first token in the latest benchmark run, by variant and suite.",
+    ),
+    "tps": (
+        _PREFIX + "output_tokens_per_second",
+        "Median output tokens per second in the latest benchmark run, by variant and suite.",
+    ),
+    "last_run": (
+        _PREFIX + "last_run_timestamp_seconds",
+        "Unix time the latest benchmark run of this variant and suite finished.",
+    ),
+}
+
+
+class BenchmarkConfig(BaseModel):
+    """`benchmark:` in the routing config. Without `schedule` nothing runs by itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: seconds between runs; None: only `variant-proxy bench` runs benchmarks
+    schedule: float | None = Field(None, gt=0)
+    #: shipped suite names or suite file paths
+    suites: list[str] = Field(default_factory=lambda: list(BUILTIN_SUITES))
+    #: None: every variant
+    variants: list[str] | None = None
+    #: only start when no request was seen for this long
+    idle_seconds: float = Field(300.0, ge=0)
+    #: where results go; None: <server.state_dir>/bench
+    state_dir: str | None = None
+    repeat: int = Field(1, ge=1, le=100)
+    concurrency: int = Field(1, ge=1, le=64)
+    limit: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+    #: abandon a run when a user request arrives
+    pause_on_traffic: bool = True
+    #: runs kept in the state dir
+    keep: int = Field(50, ge=1)
+
+    @field_validator("suites")
+    @classmethod
+    def _suites(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in BUILTIN_SUITES and not name.endswith((".json", ".yaml", ".yml")):
+                known = ", ".join(BUILTIN_SUITES)
+                raise ValueError(f"unknown suite {name!r}: use one of {known} or a suite file")
+        return value
+
+
+class BenchMetrics:
+    """The four benchmark gauges. Reuses gauges of these names found on `metrics`, if any."""
+
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, metrics: Any | None = None
+    ) -> None:
+        found: dict[str, Gauge] = {}
+        if metrics is not None:
+            for value in vars(metrics).values():
+                if isinstance(value, Gauge):
+                    for family in value.describe():
+                        found[family.name] = value
+        if registry is None:
+            registry = getattr(metrics, "registry", None) or CollectorRegistry()
+        self.registry = registry
+        made: dict[str, Gauge] = {}
+        for key, (name, doc) in GAUGES.items():
+            made[key] = found.get(name) or Gauge(name, doc, ["variant", "suite"], registry=registry)
+        self.pass_ratio = made["pass_ratio"]
+        self.ttft = made["ttft"]
+        self.tokens_per_second = made["tps"]
+        self.last_run = made["last_run"]
+
+    def export(self, doc: Mapping[str, Any], finished: float) -> None:
+        """Replace the exported figures with those of a result document."""
+        for gauge in (self.pass_ratio, self.ttft, self.tokens_per_second, self.last_run):
+            gauge.clear()
+        for row in doc.get("results", []):
+            labels = (str(row["variant"]), str(row["suite"]))
+            if row.get("pass_ratio") is not None:
+                self.pass_ratio.labels(*labels).set(float(row["pass_ratio"]))
+            ttft = (row.get("ttft_seconds") or {}).get("p50")
+            if ttft is not None:
+                self.ttft.labels(*labels).set(float(ttft))
+            tps = (row.get("output_tokens_per_second") or {}).get("p50")
+            if tps is not None:
+                self.tokens_per_second.labels(*labels).set(float(tps))
+            self.last_run.labels(*labels).set(finished)
+
+
+def _finished_epoch(doc: Mapping[str, Any]) -> float | None:
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(str(doc["finished_at"])).timestamp()
+    except (KeyError, ValueError):
+        return None
+
+
+class BenchScheduler:
+    """Runs benchmarks in the daemon. `idle_for()` is seconds since the last request.
+
+    `figures` holds the latest run's evidence for `ranking.rank(candidates, cls,
+    scheduler.figures)`.
+    """
+
+    def __init__(
+        self,
+        config: BenchmarkConfig,
+        *,
+        app: Any,
+        proxy: Any,
+        idle_for: Callable[[], float],
+        metrics: BenchMetrics | None = None,
+        state_dir: str | Path | None = None,
+        poll_seconds: float = 5.0,
+        clock: Callable[[], float] = time.time,
+        traffic_slack: float = 0.25,
+    ) -> None:
+        self.config = config
+        self.app = app
+        self.proxy = proxy
+        self.idle_for = idle_for
+        self.metrics = metrics or BenchMetrics(metrics=getattr(proxy, "metrics", None))
+        default = Path(_state_dir(proxy)) / "bench"
+        self.state_dir = Path(config.state_dir or state_dir or default)
+        self.poll_seconds = poll_seconds
+        self.clock = clock
+        self.last_finished: float | None = None
+        self.running = False
+        self.last_error: str | None = None
+        #: a request seen within this many seconds after one of the bench's own is taken to
+        #: be the bench's (in case `idle_for` counts benchmark requests too)
+        self.traffic_slack = traffic_slack
+        self._sends: list[float] = []
+        self._run_started = 0.0
+        #: `ranking.figures` of the latest run, for routes ordered by benchmark evidence
+        self.figures: dict[str, dict[str, dict[str, Any]]] = {}
+        latest = self.latest()
+        if latest is not None:
+            self.last_finished = _finished_epoch(latest)
+            self.metrics.export(latest, self.last_finished or 0.0)
+            self.figures = figures(latest)
+
+    def latest(self) -> dict[str, Any] | None:
+        """The latest persisted result document, if any."""
+        path = self.state_dir / "latest.json"
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) and doc.get("schema") == 1 else None
+
+    def due(self) -> bool:
+        """Scheduled and idle long enough (the schedule counts from the last finished run)."""
+        if self.config.schedule is None or self.running:
+            return False
+        if self.last_finished is not None:
+            if self.clock() - self.last_finished < self.config.schedule:
+                return False
+        return self.idle_for() >= self.config.idle_seconds
+
+    async def run(self) -> None:
+        """Forever: check every `poll_seconds`, run when due. Spawn as a task; cancel to stop."""
+        while True:
+            if self.due():
+                try:
+                    await self.run_once()
+                except Exception as exc:  # never let a bad run end the loop
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.exception("benchmark run failed")
+                    self.last_finished = self.clock()
+            await asyncio.sleep(self.poll_seconds)
+
+    def _traffic_free(self) -> bool:
+        """No user request since the run started (requests right after our own are ours)."""
+        last = time.monotonic() - self.idle_for()
+        if last <= self._run_started:
+            return True
+        return any(s - 0.01 <= last <= s + self.traffic_slack for s in self._sends)
+
+    async def run_once(self) -> dict[str, Any] | None:
+        """Run the configured suites now; None if abandoned because of user traffic."""
+        cfg = self.proxy.runtime.cfg
+        names = self.config.variants or list(cfg.variants)
+        names = [n for n in names if n in cfg.variants]
+        try:
+            suites = [load_suite(s) for s in self.config.suites]
+        except SuiteError as exc:
+            self.last_error = str(exc)
+            log.error("benchmark not run: %s", exc)
+            return None
+        urls = dict(getattr(self.proxy.runtime, "urls", {}) or {})
+        targets = []
+        async with httpx.AsyncClient(trust_env=False, timeout=30) as probe:
+            for name in names:
+                spec = cfg.variants[name]
+                info = {
+                    "backend": spec.backend,
+                    "model": spec.model,
+                    "fim": spec.fim,
+                    "pin": spec.pin.model_dump(exclude_none=True) if spec.pin else None,
+                    "identity": await variant_identity(cfg, name, probe, urls),
+                }
+                targets.append(
+                    VariantTarget(name, spec.fim is not None, info, self._pid(spec.backend, urls))
+                )
+        settings = RunSettings(
+            repeat=self.config.repeat,
+            concurrency=self.config.concurrency,
+            max_tokens=self.config.max_tokens,
+            limit=self.config.limit,
+        )
+        self.running = True
+        self._sends = []
+        self._run_started = time.monotonic()
+
+        async def sent(request: httpx.Request) -> None:
+            self._sends.append(time.monotonic())
+
+        try:
+            async with httpx.AsyncClient(
+                transport=StreamingASGITransport(self.app),
+                base_url="http://variant-proxy.bench",
+                timeout=httpx.Timeout(600.0),
+                event_hooks={"request": [sent]},
+            ) as client:
+                doc = await run_benchmark(
+                    client,
+                    targets,
+                    suites,
+                    settings,
+                    headers=self._auth(),
+                    should_continue=(self._traffic_free if self.config.pause_on_traffic else None),
+                    meta={"proxy": {"mode": "scheduled", "url": None, "config": None}},
+                )
+        except BenchInterrupted:
+            log.info("benchmark abandoned: a request arrived; retrying when idle again")
+            return None
+        finally:
+            self.running = False
+        await asyncio.to_thread(write_outputs, doc, self.state_dir)
+        await asyncio.to_thread(self._prune)
+        self.last_finished = _finished_epoch(doc) or self.clock()
+        self.metrics.export(doc, self.last_finished)
+        self.figures = figures(doc)
+        self.last_error = None
+        log.info("benchmark finished: %d results in %s", len(doc["results"]), self.state_dir)
+        return doc
+
+    def _pid(self, backend: str, urls: Mapping[str, str]) -> Callable[[], int | None]:
+        return backend_pid(self.proxy, backend, urls.get(backend))
+
+    def _auth(self) -> dict[str, str]:
+        keys = getattr(getattr(self.proxy, "keys", None), "keys", ())
+        if keys:
+            key = keys[0]
+            return {"authorization": "Bearer " + (key.decode() if isinstance(key, bytes) else key)}
+        return {}
+
+    def _prune(self) -> None:
+        runs = sorted(self.state_dir.glob("bench-*.json"))
+        for old in runs[: max(0, len(runs) - self.config.keep)]:
+            for suffix in (".json", ".md", ".html"):
+                old.with_suffix(suffix).unlink(missing_ok=True)
+
+
+def _state_dir(proxy: Any) -> str:
+    try:
+        return str(proxy.runtime.cfg.server.state_dir)
+    except AttributeError:
+        return ".variant-proxy"
