@@ -156,7 +156,8 @@ def create_app(
                 param="endpoint",
             )
         payload = parse_payload(endpoint, await request.body())
-        decision = proxy.runtime.decide(endpoint, payload, proxy.eligible)
+        rt = proxy.runtime
+        decision = rt.decide(endpoint, payload, proxy.eligibility(rt), proxy.rank)
         return _json(decision.as_dict())
 
     async def reload(request: Request) -> Response:

@@ -50,6 +50,11 @@ class CircuitBreaker:
             return True
         return False
 
+    def release_trial(self) -> None:
+        """A half-open trial ended without a verdict: let the next request try."""
+        if self._state == "half-open":
+            self._trial_out = False
+
     def success(self) -> None:
         self.failures = 0
         self._state = "closed"

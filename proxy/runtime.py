@@ -8,20 +8,24 @@ is the backend's business.
 
 from __future__ import annotations
 
+import json
 import os
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 
 from . import fim
+from .backends import HealthResult
+from .breaker import CircuitBreaker
 from .classify import Classifier
-from .config import RouterConfig
-from .errors import InvalidRequest, ModelNotFound, Unavailable
+from .config import Backend, Breaker, RouterConfig
+from .errors import InvalidRequest, ModelNotFound, Unavailable, UpstreamBusy
+from .limits import Limiter
 from .routing import Decision, Eligibility, Router
 
-__all__ = ["ENDPOINTS", "PATH_TO_ENDPOINT", "Runtime", "parse_payload"]
+__all__ = ["ENDPOINTS", "PATH_TO_ENDPOINT", "BackendState", "Runtime", "parse_payload"]
 
 #: endpoint label → upstream path, and the body field each one requires.
 ENDPOINTS: dict[str, tuple[str, str]] = {
@@ -59,11 +63,36 @@ def parse_payload(endpoint: str, body: bytes) -> dict[str, Any]:
     return payload
 
 
+class BackendState:
+    """Per-backend runtime state that outlives a config reload if the backend is unchanged."""
+
+    def __init__(self, spec: Backend, breaker: Breaker) -> None:
+        self.spec = spec
+        self.breaker_spec = breaker
+        self.breaker = CircuitBreaker(breaker.failures, breaker.cooldown)
+        self.limiter = Limiter(spec.max_concurrency, spec.max_queue, spec.queue_timeout)
+        self.in_flight = 0
+        self.health: HealthResult | None = None
+
+
 class Runtime:
     """Everything derived from one config. Immutable once built; replaced on reload."""
 
-    def __init__(self, cfg: RouterConfig, source: str, ports: Mapping[str, int]) -> None:
+    def __init__(
+        self,
+        cfg: RouterConfig,
+        source: str,
+        ports: Mapping[str, int],
+        previous: Mapping[str, BackendState] | None = None,
+    ) -> None:
         self.cfg = cfg
+        #: per-backend state; kept across a reload for a backend whose settings are unchanged
+        self.backends: dict[str, BackendState] = {}
+        for name, spec in cfg.backends.items():
+            breaker = spec.breaker or cfg.server.breaker
+            old = (previous or {}).get(name)
+            same = old is not None and old.spec == spec and old.breaker_spec == breaker
+            self.backends[name] = old if same and old is not None else BackendState(spec, breaker)
         self.source = source
         self.router = Router(cfg)
         self.classifier = Classifier(cfg.classifier)
@@ -80,7 +109,11 @@ class Runtime:
             self.headers[name] = headers
 
     def decide(
-        self, endpoint: str, payload: Mapping[str, Any], eligible: Eligibility | None = None
+        self,
+        endpoint: str,
+        payload: Mapping[str, Any],
+        eligible: Eligibility | None = None,
+        rank: Callable[[list[str], str], list[str]] | None = None,
     ) -> Decision:
         """Classify (when asked to) and order the candidates. Pure apart from a random draw."""
         model = str(payload["model"])
@@ -118,10 +151,16 @@ class Runtime:
                 decision.signals,
             )
         candidates, skipped = self.router.candidates(
-            cls, needs_infill=needs_infill, eligible=eligible, draw=random.random()
+            cls, needs_infill=needs_infill, eligible=eligible, draw=random.random(), rank=rank
         )
         if not candidates:
             why = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "empty route"
+            busy = [self._busy_backends(v) for v in skipped]
+            if skipped and all(busy):
+                wait = min(self.cfg.backends[b].queue_timeout for names in busy for b in names)
+                raise UpstreamBusy(
+                    f"every variant for class {cls!r} is busy ({why})", retry_after=wait / 4
+                )
             raise Unavailable(f"no eligible variant for class {cls!r} ({why})")
         return Decision(
             cls=cls,
@@ -133,13 +172,34 @@ class Runtime:
             signals=signals,
         )
 
-    def body_for(self, variant: str, endpoint: str, payload: dict[str, Any]) -> bytes:
+    def _busy_backends(self, variant: str) -> list[str]:
+        """The variant's backends if all of them are at capacity with a full queue, else []."""
+        spec = self.cfg.variants[variant]
+        names = [spec.backend, *spec.replicas]
+        return names if all(self.backends[b].limiter.busy() for b in names) else []
+
+    def body_for(
+        self, variant: str, endpoint: str, payload: dict[str, Any], raw: bytes = b""
+    ) -> bytes:
+        """The body for the backend: `model` rewritten (and the FIM prompt for completion
+        traffic), everything else as the client sent it."""
         spec = self.cfg.variants[variant]
         out = dict(payload)
         out["model"] = spec.model
         if endpoint == "completions" and spec.fim is not None:
             out = fim.normalize(ENDPOINTS[endpoint][0], out, spec.fim)
-        return orjson.dumps(out)
+        content = orjson.dumps(out)
+        if b"e+" in content and raw and b"e+" not in raw and b"E+" not in raw:
+            # orjson read an integer beyond 64 bits as a float; the stdlib keeps it exact
+            exact = json.loads(raw)
+            exact["model"] = out["model"]
+            for key in ("prompt", "suffix"):
+                if key in out or key in exact:
+                    exact.pop(key, None)
+                    if key in out:
+                        exact[key] = out[key]
+            content = json.dumps(exact, ensure_ascii=False, separators=(",", ":")).encode()
+        return content
 
 
 def _prompt_text(prompt: Any) -> str:

@@ -30,8 +30,7 @@ import httpx
 from .auth import KeyRing, load_keys
 from .backends import HealthResult, adapter_for
 from .backends.identity import FileHashCache
-from .breaker import CircuitBreaker
-from .config import CLASSES, Backend, RouterConfig, load_config
+from .config import CLASSES, RouterConfig, load_config
 from .errors import (
     ConfigError,
     ConfigIssue,
@@ -45,7 +44,7 @@ from .errors import (
     error_body,
     status_of,
 )
-from .limits import Limiter, QueueFull, QueueTimeout
+from .limits import QueueFull, QueueTimeout
 from .metrics import Metrics
 from .pinning import (
     LockfileError,
@@ -59,7 +58,7 @@ from .pinning import (
 )
 from .resources import ResourceSampler
 from .routing import Decision
-from .runtime import ENDPOINTS, Runtime, parse_payload
+from .runtime import ENDPOINTS, BackendState, Runtime, parse_payload
 from .streammeter import StreamMeter, observe
 from .supervisor import BackendStartError, ManagedProcess, find_free_port, render_command
 from .upstream import ClientGone, Headers, Observation, Receive, Relay, Send, Target
@@ -67,18 +66,6 @@ from .upstream import ClientGone, Headers, Observation, Receive, Relay, Send, Ta
 __all__ = ["BackendState", "Proxy"]
 
 log = logging.getLogger("variant_proxy")
-
-
-class BackendState:
-    """Per-backend runtime state that outlives a config reload if the backend is unchanged."""
-
-    def __init__(self, spec: Backend, breaker_defaults: Any) -> None:
-        breaker = spec.breaker or breaker_defaults
-        self.spec = spec
-        self.breaker = CircuitBreaker(breaker.failures, breaker.cooldown)
-        self.limiter = Limiter(spec.max_concurrency, spec.max_queue, spec.queue_timeout)
-        self.in_flight = 0
-        self.health: HealthResult | None = None
 
 
 @dataclass(slots=True)
@@ -128,9 +115,6 @@ class Proxy:
             if backend.url is None:
                 self.ports[name] = backend.port or find_free_port()
         self.runtime = Runtime(cfg, source, self.ports)
-        self.backends: dict[str, BackendState] = {
-            name: BackendState(spec, cfg.server.breaker) for name, spec in cfg.backends.items()
-        }
         self.keys = self._keyring(cfg)
         self.managed: dict[str, ManagedProcess] = {}
         #: extra eligibility checks (pin drift); each returns None or why the variant can't serve
@@ -141,10 +125,17 @@ class Proxy:
         self.on_ready_hooks: list[Callable[[str], Awaitable[None]]] = []
         self.last_request = time.monotonic()
         self.pins: PinChecker | None = None
+        #: orders `order: benchmark` routes by the latest benchmark (set by the scheduler)
+        self.rank: Callable[[list[str], str], list[str]] | None = None
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._config_stamp = self._stamp(source)
         self._set_config_info(source)
+
+    @property
+    def backends(self) -> dict[str, BackendState]:
+        """Per-backend state of the running config."""
+        return self.runtime.backends
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -157,7 +148,10 @@ class Proxy:
     async def start(self) -> None:
         self._client = httpx.AsyncClient(
             transport=self.transport,
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+            # idle connections expire before servers drop them (cpp-httplib: 5 s)
+            limits=httpx.Limits(
+                max_connections=1000, max_keepalive_connections=200, keepalive_expiry=2.0
+            ),
             timeout=httpx.Timeout(30.0),
             trust_env=False,
         )
@@ -348,22 +342,14 @@ class Proxy:
             ]
             if issues:
                 raise ConfigError(source, issues)
-            runtime = Runtime(cfg, source, self.ports)
+            runtime = Runtime(cfg, source, self.ports, previous=self.runtime.backends)
             keys = self._keyring(cfg)
         except (ConfigError, OSError) as exc:
             self.metrics.reloads.labels("error").inc()
             if isinstance(exc, OSError):
                 raise ConfigError(source, [ConfigIssue("server.auth", str(exc))]) from exc
             raise
-        backends = {}
-        for name, spec in cfg.backends.items():
-            old = self.backends.get(name)
-            backends[name] = (
-                old
-                if old is not None and old.spec == spec
-                else BackendState(spec, cfg.server.breaker)
-            )
-        self.runtime, self.backends, self.keys = runtime, backends, keys
+        self.runtime, self.keys = runtime, keys
         if self.pins is not None:
             self.pins.set_expected(self._expectations(cfg), cfg.pinning.policy)
             if cfg.pinning.policy != "off" and self._client is not None:
@@ -412,8 +398,6 @@ class Proxy:
                     state.breaker.success()
                     for hook in self.on_ready_hooks:
                         await hook(name)
-            elif proc is None or proc.state == "ready":
-                state.breaker.failure(time.monotonic())
         self.metrics.backend_up.labels(name).set(1 if result.ok else 0)
         return result
 
@@ -457,8 +441,9 @@ class Proxy:
 
     # -- eligibility ---------------------------------------------------------------------------
 
-    def _backend_usable(self, name: str, now: float) -> str | None:
-        state = self.backends.get(name)
+    @staticmethod
+    def _backend_usable(rt: Runtime, name: str, now: float) -> str | None:
+        state = rt.backends.get(name)
         if state is None:
             return "unknown backend"
         if not state.breaker.available(now):
@@ -467,15 +452,23 @@ class Proxy:
             return f"backend {name} busy (queue full)"
         return None
 
-    def eligible(self, variant: str) -> str | None:
-        """Routing's eligibility hook: None when the variant may serve, else why not."""
+    def eligibility(self, rt: Runtime) -> Callable[[str], str | None]:
+        """Routing's eligibility hook for one config: None when a variant may serve, else
+        why not. Bound to `rt` so a reload mid-request can't mix two configs."""
+
+        def eligible(variant: str) -> str | None:
+            return self._eligible(rt, variant)
+
+        return eligible
+
+    def _eligible(self, rt: Runtime, variant: str) -> str | None:
         for hook in self.eligibility_hooks:
             why = hook(variant)
             if why is not None:
                 return why
-        spec = self.runtime.cfg.variants[variant]
+        spec = rt.cfg.variants[variant]
         now = time.monotonic()
-        reasons = [self._backend_usable(b, now) for b in (spec.backend, *spec.replicas)]
+        reasons = [self._backend_usable(rt, b, now) for b in (spec.backend, *spec.replicas)]
         if all(r is not None for r in reasons):
             return "; ".join(r for r in reasons if r)
         return None
@@ -489,8 +482,8 @@ class Proxy:
         now = time.monotonic()
 
         def key(b: str) -> tuple[bool, int]:
-            state = self.backends[b]
-            return (self._backend_usable(b, now) is not None, state.in_flight)
+            state = rt.backends[b]
+            return (self._backend_usable(rt, b, now) is not None, state.in_flight)
 
         return sorted(names, key=key)
 
@@ -499,7 +492,7 @@ class Proxy:
     def _target(self, rt: Runtime, attempt: _Attempt, endpoint: str, obs: Observation) -> Target:
         spec = rt.cfg.variants[attempt.variant]
         backend = rt.cfg.backends[attempt.backend]
-        state = self.backends[attempt.backend]
+        state = rt.backends[attempt.backend]
         proc = self.managed.get(attempt.backend)
         needs_slot = state.limiter.max_concurrency is not None
         needs_start = proc is not None and proc.state != "ready"
@@ -578,7 +571,7 @@ class Proxy:
                     body[:4000].decode("utf-8", "replace"),
                 )
             t0 = time.perf_counter()
-            decision = rt.decide(endpoint, payload, self.eligible)
+            decision = rt.decide(endpoint, payload, self.eligibility(rt), self.rank)
             self.metrics.classification_seconds.observe(time.perf_counter() - t0)
             if decision.cls in CLASSES and decision.rule != "model":
                 self.metrics.classifications.labels(decision.cls, decision.rule).inc()
@@ -594,7 +587,7 @@ class Proxy:
             watch: asyncio.Future[Any] = asyncio.ensure_future(receive())
             try:
                 variant, obs = await self._attempts(
-                    rt, endpoint, decision, payload, stream, headers, send, watch, upstream
+                    rt, endpoint, decision, payload, body, stream, headers, send, watch, upstream
                 )
                 status = obs.status or 200
             finally:
@@ -626,6 +619,7 @@ class Proxy:
         endpoint: str,
         decision: Decision,
         payload: dict[str, Any],
+        raw: bytes,
         stream: bool,
         headers: Headers,
         send: Send,
@@ -644,9 +638,14 @@ class Proxy:
         previous: str | None = None
         for attempt in attempts:
             name = attempt.variant
-            state = self.backends[attempt.backend]
-            if previous is not None and not state.breaker.allow(time.monotonic()):
+            state = rt.backends[attempt.backend]
+            breaker = state.breaker
+            trial = breaker.state(time.monotonic()) == "half-open"
+            # A half-open breaker lets one trial through; a request that names its variant
+            # directly (a single candidate) goes anyway and reports what it finds.
+            if not breaker.allow(time.monotonic()) and len(attempts) > 1:
                 continue
+            judged = early = False
             if previous is not None and previous != name:
                 self.metrics.fallbacks.labels(previous, name).inc()
             previous = name
@@ -659,7 +658,7 @@ class Proxy:
             obs = Observation()
             self.prepare_observation(obs, endpoint, name, stream)
             target = self._target(rt, attempt, endpoint, obs)
-            content = rt.body_for(name, endpoint, payload)
+            content = rt.body_for(name, endpoint, payload, raw)
             gauge = self.metrics.in_flight.labels(name)
             gauge.inc()
             state.in_flight += 1
@@ -674,9 +673,11 @@ class Proxy:
                     obs=obs,
                 )
             except UpstreamError as exc:
+                early = True
                 self.metrics.upstream_errors.labels(target.backend, _kind(exc)).inc()
                 if not isinstance(exc, UpstreamBusy):
-                    state.breaker.failure(time.monotonic())
+                    breaker.failure(time.monotonic())
+                    judged = True
                 log.warning(
                     "variant %s (%s) failed before its first byte: %s",
                     name,
@@ -695,11 +696,18 @@ class Proxy:
                 state.in_flight -= 1
                 if obs.slot_acquired:
                     state.limiter.release()
-            if obs.error is not None:
-                self.metrics.upstream_errors.labels(target.backend, _kind(obs.error)).inc()
-                state.breaker.failure(time.monotonic())
-            elif obs.status is not None and obs.status < 500:
-                state.breaker.success()
+                if early:
+                    pass  # failed before the first byte: handled above
+                elif obs.error is not None:  # reported in-stream after the commit
+                    self.metrics.upstream_errors.labels(target.backend, _kind(obs.error)).inc()
+                    breaker.failure(time.monotonic())
+                    judged = True
+                elif obs.status is not None and obs.status < 500:
+                    breaker.success()
+                    judged = True
+                if trial and not judged:
+                    # the trial ended without a verdict (client gone, queue full): give it back
+                    breaker.release_trial()
             return name, obs
         if last_error is None:
             last_error = UpstreamUnreachable("every candidate's circuit breaker is open")

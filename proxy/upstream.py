@@ -232,7 +232,13 @@ class Relay:
         if target.prepare is not None:
             await target.prepare()
         try:
-            response = await self.client.send(request, stream=True)
+            try:
+                response = await self.client.send(request, stream=True)
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                # A kept-alive connection the server had already closed (llama.cpp's
+                # cpp-httplib drops idle ones after 5 s): nothing was answered, so the
+                # request goes once more, on a fresh connection.
+                response = await self.client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise _translate(exc, target, "before responding") from exc
         try:

@@ -251,11 +251,6 @@ def _lossy(value: Any) -> bool:
     return False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: integers outside 64 bits are parsed by orjson as floats and re-serialised "
-    "by Runtime.body_for, so the backend gets 1.8446744073709552e+19, not the client's value",
-)
 def test_big_integers_are_forwarded_exactly(fuzz_app: tuple[TestClient, Recorder]) -> None:
     client, recorder = fuzz_app
     recorder.requests.clear()

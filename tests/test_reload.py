@@ -201,12 +201,6 @@ async def _reload(proxy: Proxy) -> bool:
     return True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Proxy.handle captures rt = self.runtime, but decide() calls self.eligible, "
-    "which reads self.runtime.cfg.variants (the new config) -> KeyError -> 500; _attempts and "
-    "_replicas likewise index self.backends (new) with the old runtime's backend names",
-)
 def test_request_in_flight_keeps_its_config_when_a_reload_removes_its_backend(
     upstream: FaultyUpstream, tmp_path: Path
 ) -> None:
@@ -259,11 +253,6 @@ def test_request_in_flight_keeps_its_config_when_a_reload_removes_its_backend(
     assert asyncio.run(main()) == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Proxy.reload keeps BackendState when the backend spec is unchanged, so a new "
-    "server.breaker (failures/cooldown) never applies to existing backends",
-)
 def test_reloaded_server_breaker_applies_to_unchanged_backends(tmp_path: Path) -> None:
     path = tmp_path / "router.yaml"
     write(path, yaml.safe_dump(base_config("http://127.0.0.1:9")))
@@ -447,11 +436,6 @@ def test_sigterm_cuts_streams_at_drain_timeout(
     assert not out["text"].endswith("data: [DONE]\n\n")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: uvicorn.Server.capture_signals re-raises the captured SIGTERM after a "
-    "graceful shutdown, so `serve` dies by the signal (returncode -15), never exit 0",
-)
 def test_sigterm_exits_0(
     upstream: FaultyUpstream, serve: Callable[[dict[str, Any]], Serve]
 ) -> None:

@@ -1,0 +1,670 @@
+"""A lean HTTP/1.1 client for plain-`http://` model servers on loopback or a LAN.
+
+httpx spends most of the proxy's per-request CPU in httpcore's connection pool,
+which walks every pooled connection (a `poll()` and anyio attribute lookups
+each) on every request and every close (docs/performance.md). This client
+does the least that relaying needs:
+
+* one `asyncio.Protocol` per connection, responses parsed by
+  `httptools.HttpResponseParser` (llhttp, in C): `Content-Length`, chunked and
+  read-until-close bodies, 1xx interim answers skipped, 204/304 without body;
+* per-`(host, port)` LIFO stacks of idle keep-alive connections, capped; a
+  connection the server closes is dropped when `connection_lost` fires, so
+  taking one from the pool checks only that one connection, with no syscall;
+* the request (head and body) written with one `transport.write`;
+* body chunks handed over as they arrive (one per `on_body`, never joined),
+  with `pause_reading()` above a high-water mark so a slow consumer
+  back-pressures the server instead of filling memory;
+* cancellation-safe: a request or body read cancelled mid-flight closes its
+  connection, which never goes back to the pool;
+* no read timeout: the relay races its own first-byte/idle/total deadlines.
+
+Its surface mirrors the part of httpx the relay uses, and its errors subclass
+httpx's, so `proxy.upstream._translate` maps them unchanged::
+
+    httpx.HTTPError
+     └ httpx.TransportError
+        ├ httpx.TimeoutException
+        │  ├ ConnectTimeout      (httpx.ConnectTimeout)  connecting took too long
+        │  └ WriteTimeout        (httpx.WriteTimeout)    the server stopped reading the request
+        ├ httpx.NetworkError
+        │  ├ ConnectError        (httpx.ConnectError)    refused, unreachable, DNS
+        │  ├ ReadError           (httpx.ReadError)       reset while reading the answer
+        │  └ WriteError          (httpx.WriteError)      reset while writing the request
+        ├ RemoteProtocolError    (httpx.RemoteProtocolError) bad HTTP, or closed mid-message
+        └ UnsupportedProtocol    (httpx.UnsupportedProtocol) not an `http://` URL
+
+`HttpxCompat` wraps a `NativeClient` behind the two `httpx.AsyncClient`
+methods `Relay` calls (`build_request`, `send(..., stream=True)`) and hands
+everything else (health probes, `/v1/models`, https) to a real httpx client.
+
+Run as a module it is a benchmark entry point for `benchmarks/overhead.py
+--serve-cmd` that serves the proxy with the relay on this client (see
+`docs/performance.md`, "Native upstream client").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httptools
+import httpx
+
+__all__ = [
+    "ConnectError",
+    "ConnectTimeout",
+    "HttpxCompat",
+    "NativeClient",
+    "NativeRequest",
+    "NativeResponse",
+    "ReadError",
+    "RemoteProtocolError",
+    "UnsupportedProtocol",
+    "WriteError",
+    "WriteTimeout",
+    "install",
+]
+
+
+class ConnectError(httpx.ConnectError):
+    """The server could not be reached (refused, unreachable, no such host)."""
+
+
+class ConnectTimeout(httpx.ConnectTimeout):
+    """Connecting took longer than `connect_timeout`."""
+
+
+class ReadError(httpx.ReadError):
+    """The connection failed (reset) while reading the answer."""
+
+
+class WriteError(httpx.WriteError):
+    """The connection failed while writing the request."""
+
+
+class WriteTimeout(httpx.WriteTimeout):
+    """The server did not take the request within `write_timeout`."""
+
+
+class RemoteProtocolError(httpx.RemoteProtocolError):
+    """The server broke HTTP/1.1: a malformed answer, or it closed mid-message."""
+
+
+class UnsupportedProtocol(httpx.UnsupportedProtocol):
+    """Only plain `http://` URLs are supported."""
+
+
+_HIGH_WATER = 256 * 1024  # buffered body bytes above which the socket stops being read
+_LOW_WATER = 64 * 1024
+_NO_BODY_STATUS = frozenset((204, 304))
+_EOF: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    key: tuple[str, int]
+    target: str  # path and query, as sent on the request line
+    host_header: str
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection; at most one request in flight."""
+
+    def __init__(self, client: NativeClient, key: tuple[str, int]) -> None:
+        self.client = client
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.reused = False
+        self.idle_since = 0.0
+        # the exchange in flight
+        self.response: NativeResponse | None = None
+        self.head: asyncio.Future[NativeResponse] | None = None
+        self.raw_headers: list[tuple[str, str]] = []
+        self.until_eof = False
+        self.drain: asyncio.Future[None] | None = None
+        self.write_paused = False
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        if self.head is None and self.response is None:
+            # nothing asked for: a server talking out of turn can't be trusted with the next one
+            self.close()
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(RemoteProtocolError(f"malformed HTTP response: {exc}"))
+            self.close()
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport; connection_lost finishes the exchange
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.client._forget(self)
+        response = self.response
+        if response is not None and not response._complete and self.until_eof and exc is None:
+            response._finish(keep_alive=False)  # a body delimited by the close
+            return
+        if exc is not None:
+            self._fail(ReadError(f"connection lost: {exc!r}"))
+        elif self.head is not None and not self.head.done():
+            self._fail(RemoteProtocolError("server disconnected without sending a response"))
+        else:
+            self._fail(RemoteProtocolError("server closed the connection mid-body"))
+        if self.drain is not None and not self.drain.done():
+            self.drain.set_exception(WriteError("connection lost while writing the request"))
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.drain is not None and not self.drain.done():
+            self.drain.set_result(None)
+
+    # -- httptools callbacks ---------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.raw_headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        raw, self.raw_headers = self.raw_headers, []
+        if status < 200:
+            return  # 100 Continue / 103 Early Hints: the real answer follows
+        headers: dict[str, str] = {}
+        for name, value in raw:
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        self.until_eof = (
+            status not in _NO_BODY_STATUS
+            and "content-length" not in headers
+            and "transfer-encoding" not in headers
+        )
+        response = NativeResponse(status, headers, self, self.parser.get_http_version())
+        self.response = response
+        head, self.head = self.head, None
+        if head is not None and not head.done():
+            head.set_result(response)
+
+    def on_body(self, body: bytes) -> None:
+        if self.response is not None:
+            self.response._feed(body)
+
+    def on_message_complete(self) -> None:
+        response = self.response
+        if response is None:
+            return  # the end of a 1xx interim answer
+        response._finish(keep_alive=self.parser.should_keep_alive())
+
+    # -- the client's side -----------------------------------------------------------------
+
+    def start(self, raw: bytes) -> asyncio.Future[NativeResponse]:
+        assert self.transport is not None
+        self.head = self.client._loop().create_future()
+        self.response = None
+        self.raw_headers = []
+        self.until_eof = False
+        self.transport.write(raw)
+        return self.head
+
+    async def drained(self, timeout: float) -> None:
+        """Wait until the transport took the request (only when it buffered too much)."""
+        if not self.write_paused or self.closed:
+            return
+        self.drain = self.client._loop().create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await self.drain
+        except TimeoutError as exc:
+            raise WriteTimeout(f"request not sent within {timeout:g}s") from exc
+        finally:
+            self.drain = None
+
+    def _fail(self, exc: Exception) -> None:
+        if self.head is not None and not self.head.done():
+            self.head.set_exception(exc)
+            self.head = None
+        elif self.response is not None and not self.response._complete:
+            self.response._error(exc)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.client._forget(self)
+            if self.transport is not None:
+                self.transport.close()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+
+class _Body:
+    """The answer's body chunks, one per `on_body`, as an async iterator (not a generator,
+    so an abandoned iterator needs no finalisation by the event loop)."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: NativeResponse) -> None:
+        self._response = response
+
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self._response._next()
+        if chunk is _EOF:
+            raise StopAsyncIteration
+        return chunk  # type: ignore[no-any-return]
+
+
+class NativeResponse:
+    """An answer whose status line and headers have arrived; the body follows on demand.
+
+    `headers` is a dict keyed by lower-case names (repeated fields joined by ", ").
+    Close it with `aclose()`: a fully received answer on a keep-alive connection
+    returns the connection to the pool, anything else closes it.
+    """
+
+    def __init__(
+        self, status: int, headers: dict[str, str], conn: _Connection, http_version: str
+    ) -> None:
+        self.status_code = status
+        self.headers = headers
+        self.http_version = f"HTTP/{http_version}"
+        self._conn: _Connection | None = conn
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._complete = False
+        self._keep_alive = False
+        self._exc: Exception | None = None
+        self._iterated = False
+
+    def __repr__(self) -> str:
+        return f"<NativeResponse [{self.status_code}]>"
+
+    @property
+    def is_closed(self) -> bool:
+        return self._conn is None
+
+    def aiter_raw(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, chunk by chunk, undecoded. Only once per response."""
+        if self._iterated:
+            raise httpx.StreamConsumed()
+        self._iterated = True
+        return _Body(self)
+
+    async def aread(self) -> bytes:
+        return b"".join([chunk async for chunk in self.aiter_raw()])
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if self._complete and self._keep_alive and self._exc is None and not conn.closed:
+            conn.response = None
+            if self._paused:
+                conn.resume_reading()
+            conn.client._release(conn)
+        else:
+            conn.close()
+
+    async def __aenter__(self) -> NativeResponse:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- fed by the connection ---------------------------------------------------------------
+
+    def _feed(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+        self._buffered += len(chunk)
+        if self._buffered > _HIGH_WATER and not self._paused and self._conn is not None:
+            self._paused = True
+            self._conn.pause_reading()
+        self._wake()
+
+    def _finish(self, *, keep_alive: bool) -> None:
+        self._complete = True
+        self._keep_alive = keep_alive
+        self._wake()
+
+    def _error(self, exc: Exception) -> None:
+        self._exc = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _next(self) -> Any:
+        while True:
+            if self._chunks:
+                chunk = self._chunks.popleft()
+                self._buffered -= len(chunk)
+                if self._paused and self._buffered < _LOW_WATER and self._conn is not None:
+                    self._paused = False
+                    self._conn.resume_reading()
+                return chunk
+            if self._exc is not None:
+                raise self._exc
+            if self._complete:
+                return _EOF
+            conn = self._conn
+            if conn is None:
+                raise httpx.StreamClosed()
+            waiter = self._waiter = conn.client._loop().create_future()
+            try:
+                await waiter
+            except BaseException:
+                # cancelled mid-body: the rest of the answer would poison the connection
+                self._waiter = None
+                self._conn = None
+                conn.close()
+                raise
+
+
+class NativeClient:
+    """Pools of keep-alive connections per `(host, port)`; see the module docstring.
+
+    `max_idle_per_host` caps the idle connections kept per server (extra ones are
+    closed on release); an idle connection older than `keepalive_expiry` seconds
+    is closed instead of reused, which narrows the race with a server closing it.
+    """
+
+    def __init__(self, *, max_idle_per_host: int = 100, keepalive_expiry: float = 30.0) -> None:
+        self.max_idle_per_host = max_idle_per_host
+        self.keepalive_expiry = keepalive_expiry
+        self._idle: dict[tuple[str, int], list[_Connection]] = {}
+        self._active: set[_Connection] = set()
+        self._origins: dict[str, _Origin] = {}
+        self._loop_ref: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        #: connections opened so far, for tests and stats
+        self.connects = 0
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop_ref
+        if loop is None:
+            loop = self._loop_ref = asyncio.get_running_loop()
+        return loop
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes,
+        *,
+        connect_timeout: float,
+        write_timeout: float,
+    ) -> NativeResponse:
+        """Send one request; return once the status line and headers have arrived."""
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        origin = self._origins.get(url) or self._origin(url)
+        raw = _request_head(method, origin, headers, len(content))
+        conn = self._acquire(origin.key)
+        if conn is None:
+            conn = await self._connect(origin.key, connect_timeout)
+        self._active.add(conn)
+        try:
+            head = conn.start(raw + content if content else raw)
+            await conn.drained(write_timeout)
+            return await head
+        except BaseException:
+            conn.close()
+            raise
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for conn in [*self._active, *(c for stack in self._idle.values() for c in stack)]:
+            conn.close()
+        self._idle.clear()
+        self._active.clear()
+
+    async def __aenter__(self) -> NativeClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def idle_connections(self, host: str, port: int) -> int:
+        return len(self._idle.get((host, port), ()))
+
+    # -- pool ------------------------------------------------------------------------------
+
+    def _origin(self, url: str) -> _Origin:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise UnsupportedProtocol(f"only http:// URLs are supported, not {url!r}")
+        port = parts.port or 80
+        host = parts.hostname
+        shown = f"[{host}]" if ":" in host else host
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        origin = _Origin((host, port), target, shown if port == 80 else f"{shown}:{port}")
+        if len(self._origins) >= 1024:
+            self._origins.clear()
+        self._origins[url] = origin
+        return origin
+
+    def _acquire(self, key: tuple[str, int]) -> _Connection | None:
+        stack = self._idle.get(key)
+        if not stack:
+            return None
+        now = time.monotonic()
+        while stack:
+            conn = stack.pop()
+            if conn.closed or conn.transport is None or conn.transport.is_closing():
+                conn.close()
+                continue
+            if now - conn.idle_since > self.keepalive_expiry:
+                conn.close()
+                continue
+            conn.reused = True
+            return conn
+        return None
+
+    async def _connect(self, key: tuple[str, int], timeout: float) -> _Connection:
+        loop = self._loop()
+        conn = _Connection(self, key)
+        try:
+            async with asyncio.timeout(timeout):
+                await loop.create_connection(lambda: conn, key[0], key[1])
+        except TimeoutError as exc:
+            raise ConnectTimeout(f"connecting to {key[0]}:{key[1]} took over {timeout:g}s") from exc
+        except OSError as exc:
+            raise ConnectError(str(exc) or repr(exc)) from exc
+        self.connects += 1
+        return conn
+
+    def _release(self, conn: _Connection) -> None:
+        self._active.discard(conn)
+        if self._closed:
+            conn.close()
+            return
+        stack = self._idle.setdefault(conn.key, [])
+        if len(stack) >= self.max_idle_per_host:
+            conn.close()
+            return
+        conn.idle_since = time.monotonic()
+        stack.append(conn)
+
+    def _forget(self, conn: _Connection) -> None:
+        """A connection closed: it must not be handed out again."""
+        self._active.discard(conn)
+        stack = self._idle.get(conn.key)
+        if stack and conn in stack:
+            stack.remove(conn)
+
+
+def _request_head(method: str, origin: _Origin, headers: Mapping[str, str], length: int) -> bytes:
+    lines = [f"{method} {origin.target} HTTP/1.1\r\nhost: {origin.host_header}\r\n"]
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower in ("host", "content-length", "transfer-encoding", "connection"):
+            continue
+        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+            raise httpx.LocalProtocolError(f"header {name!r} contains a line break")
+        lines.append(f"{name}: {value}\r\n")
+    if length or method not in ("GET", "HEAD"):
+        lines.append(f"content-length: {length}\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1")
+
+
+# -- httpx stand-in for Relay -------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class NativeRequest:
+    """What `HttpxCompat.build_request` returns for an `http://` URL."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    content: bytes
+    connect_timeout: float
+    write_timeout: float
+    extensions: dict[str, Any]
+
+
+class HttpxCompat:
+    """`NativeClient` behind the `httpx.AsyncClient` methods `Relay` calls.
+
+    `build_request` + `send(request, stream=True)` for `http://` URLs go to the
+    native client; everything else (`get` for health probes and identity checks,
+    https, non-streamed sends) goes to the wrapped httpx client.
+    """
+
+    def __init__(self, native: NativeClient, fallback: httpx.AsyncClient) -> None:
+        self.native = native
+        self.fallback = fallback
+
+    def build_request(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> NativeRequest | httpx.Request:
+        if not url.startswith("http://"):
+            return self.fallback.build_request(
+                method,
+                url,
+                content=content,
+                headers=headers,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        connect = timeout.connect if timeout is not None else None
+        write = timeout.write if timeout is not None else None
+        return NativeRequest(
+            method,
+            url,
+            headers or {},
+            content or b"",
+            connect if connect is not None else 30.0,
+            write if write is not None else 30.0,
+            {},
+        )
+
+    async def send(
+        self, request: NativeRequest | httpx.Request, *, stream: bool = False
+    ) -> NativeResponse | httpx.Response:
+        if isinstance(request, httpx.Request):
+            return await self.fallback.send(request, stream=stream)
+        response = await self.native.send(
+            request.method,
+            request.url,
+            request.headers,
+            request.content,
+            connect_timeout=request.connect_timeout,
+            write_timeout=request.write_timeout,
+        )
+        if not stream:
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        return response
+
+    async def aclose(self) -> None:
+        await self.native.aclose()
+        await self.fallback.aclose()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.fallback, name)
+
+
+def install(proxy: Any) -> None:
+    """Put the relay of a not-yet-started `proxy.service.Proxy` on a `NativeClient`.
+
+    For benchmarks and tests until `Proxy.start` builds an `HttpxCompat` itself."""
+    start = proxy.start
+
+    async def start_native() -> None:
+        await start()
+        proxy._client = HttpxCompat(NativeClient(), proxy._client)
+
+    proxy.start = start_native
+
+
+# -- benchmark entry point ----------------------------------------------------------------
+
+
+def _serve(argv: list[str] | None = None) -> None:
+    """`python -m proxy.httpclient --config C --port P [--log-level L] [--httpx]`: the proxy
+    with the relay on `NativeClient` (or, with `--httpx`, unchanged, for an A/B run)."""
+    import argparse
+
+    import uvicorn
+
+    from .app import create_app
+
+    parser = argparse.ArgumentParser(description=_serve.__doc__)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--httpx", action="store_true", help="keep httpx (the baseline)")
+    args = parser.parse_args(argv)
+    app = create_app(args.config)
+    if not args.httpx:
+        install(app.state.proxy)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        server_header=False,
+        timeout_graceful_shutdown=1,
+    )
+
+
+if __name__ == "__main__":
+    _serve()
