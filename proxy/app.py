@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -22,6 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .bench.ranking import rank
+from .bench.scheduler import BenchScheduler
 from .config import RouterConfig, load_config
 from .errors import (
     ConfigError,
@@ -195,9 +198,21 @@ def create_app(
         assert isinstance(exc, ProxyError)
         return _json_error(exc)
 
+    outer: list[ProxyApp] = []
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await proxy.start()
+        bench = BenchScheduler(
+            proxy.runtime.cfg.benchmark,
+            app=outer[0],
+            proxy=proxy,
+            idle_for=lambda: time.monotonic() - proxy.last_request,
+        )
+        app.state.bench = bench
+        proxy.rank = lambda names, cls: rank(names, cls, bench.figures)
+        if proxy.runtime.cfg.benchmark.schedule is not None:
+            proxy.spawn(bench.run(), "bench")
         try:
             yield
         finally:
@@ -221,7 +236,8 @@ def create_app(
         exception_handlers={HTTPException: on_http_exception, ProxyError: on_proxy_error},
     )
     app.state.proxy = proxy
-    return ProxyApp(app, fast)
+    outer.append(ProxyApp(app, fast))
+    return outer[0]
 
 
 def app_from_env() -> ProxyApp:
