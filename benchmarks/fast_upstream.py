@@ -20,79 +20,30 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
+from pathlib import Path
 from typing import Any
 
 import orjson
 import uvicorn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root: tests.*
+from tests.openai_wire import DONE, chunk, event, full  # noqa: E402
 
 DEFAULT_CHUNKS = 50
 _JSON = [(b"content-type", b"application/json")]
 _SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
 
-def _chunk(chat: bool, model: str, text: str, first: bool, finish: str | None) -> dict[str, Any]:
-    if chat:
-        delta: dict[str, Any] = {"content": text} if text or not finish else {}
-        if first:
-            delta["role"] = "assistant"
-        return {
-            "id": "chatcmpl-fast",
-            "object": "chat.completion.chunk",
-            "created": 1700000000,
-            "model": model,
-            "system_fingerprint": "fast",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-    return {
-        "id": "cmpl-fast",
-        "object": "text_completion",
-        "created": 1700000000,
-        "model": model,
-        "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}],
-    }
-
-
-def _event(obj: Any) -> bytes:
-    return b"data: " + orjson.dumps(obj) + b"\n\n"
-
-
 @functools.lru_cache(maxsize=64)
 def full_answer(chat: bool, model: str) -> bytes:
-    usage = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
-    text = "hello from the fast upstream"
-    if chat:
-        body: dict[str, Any] = {
-            "id": "chatcmpl-fast",
-            "object": "chat.completion",
-            "created": 1700000000,
-            "model": model,
-            "system_fingerprint": "fast",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "logprobs": None,
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": usage,
-        }
-    else:
-        body = {
-            "id": "cmpl-fast",
-            "object": "text_completion",
-            "created": 1700000000,
-            "model": model,
-            "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": "stop"}],
-            "usage": usage,
-        }
-    return orjson.dumps(body)
+    return orjson.dumps(full(chat, model, "hello from the fast upstream", name="fast"))
 
 
 @functools.lru_cache(maxsize=64)
 def stream_events(chat: bool, model: str, n: int) -> tuple[bytes, ...]:
-    events = [_event(_chunk(chat, model, f"tok{i} ", i == 0, None)) for i in range(n)]
-    events.append(_event(_chunk(chat, model, "", False, "stop")) + b"data: [DONE]\n\n")
+    events = [event(chunk(chat, model, f"tok{i} ", i == 0, None, name="fast")) for i in range(n)]
+    events.append(event(chunk(chat, model, "", False, "stop", name="fast")) + DONE)
     return tuple(events)
 
 
@@ -137,8 +88,8 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": _SSE})
     events = stream_events(chat, model, n)
     last = len(events) - 1
-    for i, event in enumerate(events):
-        await send({"type": "http.response.body", "body": event, "more_body": i < last})
+    for i, data in enumerate(events):
+        await send({"type": "http.response.body", "body": data, "more_body": i < last})
 
 
 def main() -> None:

@@ -29,6 +29,8 @@ from typing import Any
 
 import uvicorn
 
+from tests.openai_wire import chunk, event, full
+
 
 @dataclass
 class Seen:
@@ -137,7 +139,7 @@ class FakeUpstream:
             seen.outcome, seen.finished = "completed", time.monotonic()
             return
         if not body.get("stream"):
-            payload = _full(chat, model, text)
+            payload = full(chat, model, text)
             await self._json(send, 200, payload)
             seen.first_sent = seen.last_sent = seen.finished = time.monotonic()
             seen.outcome = "completed"
@@ -164,7 +166,7 @@ class FakeUpstream:
                 {
                     "type": "http.response.body",
                     "more_body": True,
-                    "body": _event(_chunk(chat, model, piece, i == 0, None)),
+                    "body": event(chunk(chat, model, piece, i == 0, None)),
                 }
             )
             now = time.monotonic()
@@ -173,11 +175,11 @@ class FakeUpstream:
             seen.chunks_sent += 1
             if delay:
                 await asyncio.sleep(delay)
-        tail = _event(_chunk(chat, model, "", False, "stop"))
+        tail = event(chunk(chat, model, "", False, "stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
-            tail += _event(
+            tail += event(
                 {
-                    **_chunk(chat, model, "", False, None),
+                    **chunk(chat, model, "", False, None),
                     "choices": [],
                     "usage": {"prompt_tokens": 7, "completion_tokens": n, "total_tokens": 7 + n},
                 }
@@ -200,61 +202,6 @@ class FakeUpstream:
             }
         )
         await send({"type": "http.response.body", "body": data})
-
-
-def _event(obj: Any) -> bytes:
-    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
-
-
-def _chunk(chat: bool, model: str, text: str, first: bool, finish: str | None) -> dict[str, Any]:
-    if chat:
-        delta: dict[str, Any] = {"content": text} if text or not finish else {}
-        if first:
-            delta["role"] = "assistant"
-        return {
-            "id": "chatcmpl-fake",
-            "object": "chat.completion.chunk",
-            "created": 1700000000,
-            "model": model,
-            "system_fingerprint": "fake",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-    return {
-        "id": "cmpl-fake",
-        "object": "text_completion",
-        "created": 1700000000,
-        "model": model,
-        "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}],
-    }
-
-
-def _full(chat: bool, model: str, text: str) -> dict[str, Any]:
-    usage = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
-    if chat:
-        return {
-            "id": "chatcmpl-fake",
-            "object": "chat.completion",
-            "created": 1700000000,
-            "model": model,
-            "system_fingerprint": "fake",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "logprobs": None,
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": usage,
-        }
-    return {
-        "id": "cmpl-fake",
-        "object": "text_completion",
-        "created": 1700000000,
-        "model": model,
-        "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": "stop"}],
-        "usage": usage,
-    }
 
 
 def free_port() -> int:

@@ -49,6 +49,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.openai_wire import chunk, event, full
+
 __all__ = ["FaultyUpstream", "Hit", "closed_port", "free_port"]
 
 _REASONS = {
@@ -325,7 +327,9 @@ class FaultyUpstream:
             case "reset_mid_stream" | "stall":
                 await _start_chunked(writer, "text/event-stream")
                 for i in range(int(opts.get("after", 2))):
-                    await _chunk(writer, _event(_piece(chat, model, f"tok{i} ", i == 0, None)))
+                    await _chunk(
+                        writer, event(chunk(chat, model, f"tok{i} ", i == 0, None, name="faulty"))
+                    )
                     hit.events_sent += 1
                 if mode == "reset_mid_stream":
                     await asyncio.sleep(0.05)  # let the events leave before the reset
@@ -356,17 +360,21 @@ class FaultyUpstream:
                 writer, 200, {"object": "list", "model": model, "data": data, "usage": usage}
             )
         elif not stream:
-            await _send_json(writer, 200, _full(chat, model, text))
+            await _send_json(writer, 200, full(chat, model, text, name="faulty"))
         else:
             await _start_chunked(writer, "text/event-stream")
             chunks, delay = int(opts.get("chunks", 3)), float(opts.get("chunk_delay", 0))
             for i in range(chunks):
-                await _chunk(writer, _event(_piece(chat, model, f"tok{i} ", i == 0, None)))
+                await _chunk(
+                    writer, event(chunk(chat, model, f"tok{i} ", i == 0, None, name="faulty"))
+                )
                 hit.events_sent += 1
                 if delay and await _sleep_or_gone(reader, delay):
                     hit.outcome = "client-closed"
                     return False
-            await _chunk(writer, _event(_piece(chat, model, "", False, "stop")) + _DONE)
+            await _chunk(
+                writer, event(chunk(chat, model, "", False, "stop", name="faulty")) + _DONE
+            )
             await _end_chunked(writer)
         hit.outcome = "completed"
         return True
@@ -465,58 +473,6 @@ async def _sleep_or_gone(reader: asyncio.StreamReader, seconds: float) -> bool:
 
 def _error(message: str, code: int) -> dict[str, Any]:
     return {"error": {"message": message, "type": "server_error", "code": code}}
-
-
-def _event(obj: Any) -> bytes:
-    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
-
-
-def _piece(chat: bool, model: str, text: str, first: bool, finish: str | None) -> dict[str, Any]:
-    if chat:
-        delta: dict[str, Any] = {"content": text} if text or not finish else {}
-        if first:
-            delta["role"] = "assistant"
-        return {
-            "id": "chatcmpl-faulty",
-            "object": "chat.completion.chunk",
-            "created": 1700000000,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-    return {
-        "id": "cmpl-faulty",
-        "object": "text_completion",
-        "created": 1700000000,
-        "model": model,
-        "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}],
-    }
-
-
-def _full(chat: bool, model: str, text: str) -> dict[str, Any]:
-    usage = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
-    if chat:
-        choice: dict[str, Any] = {
-            "index": 0,
-            "message": {"role": "assistant", "content": text},
-            "logprobs": None,
-            "finish_reason": "stop",
-        }
-        return {
-            "id": "chatcmpl-faulty",
-            "object": "chat.completion",
-            "created": 1700000000,
-            "model": model,
-            "choices": [choice],
-            "usage": usage,
-        }
-    return {
-        "id": "cmpl-faulty",
-        "object": "text_completion",
-        "created": 1700000000,
-        "model": model,
-        "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": "stop"}],
-        "usage": usage,
-    }
 
 
 @contextlib.contextmanager
