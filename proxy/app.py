@@ -96,13 +96,26 @@ def create_app(
     *,
     metrics: Metrics | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    upstream_client: str | None = None,
 ) -> ProxyApp:
-    """Build the ASGI app from a config (object or path)."""
+    """Build the ASGI app from a config (object or path).
+
+    `upstream_client` is `native` (the default: a lean HTTP/1.1 client for plain
+    http:// backends) or `httpx`; None reads `VARIANT_PROXY_UPSTREAM_CLIENT`.
+    """
     if isinstance(cfg, RouterConfig):
         source, config = "<config>", cfg
     else:
         source, config = str(cfg), load_config(cfg)
-    proxy = Proxy(config, source=source, metrics=metrics, transport=transport)
+    if upstream_client is None:
+        upstream_client = os.environ.get("VARIANT_PROXY_UPSTREAM_CLIENT", "native")
+    proxy = Proxy(
+        config,
+        source=source,
+        metrics=metrics,
+        transport=transport,
+        upstream_client=upstream_client,
+    )
 
     def admin(func: Endpoint, *, metrics_endpoint: bool = False) -> Endpoint:
         """Put an admin endpoint behind the API keys when `server.auth` asks for it."""

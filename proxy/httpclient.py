@@ -34,13 +34,9 @@ httpx's, so `proxy.upstream._translate` maps them unchanged::
         ├ RemoteProtocolError    (httpx.RemoteProtocolError) bad HTTP, or closed mid-message
         └ UnsupportedProtocol    (httpx.UnsupportedProtocol) not an `http://` URL
 
-`HttpxCompat` wraps a `NativeClient` behind the two `httpx.AsyncClient`
-methods `Relay` calls (`build_request`, `send(..., stream=True)`) and hands
-everything else (health probes, `/v1/models`, https) to a real httpx client.
-
-Run as a module it is a benchmark entry point for `benchmarks/overhead.py
---serve-cmd` that serves the proxy with the relay on this client (see
-`docs/performance.md`, "Native upstream client").
+`Relay` sends relayed requests to plain `http://` backends through this client
+(`VARIANT_PROXY_UPSTREAM_CLIENT=native`, the default); health probes, pin
+checks, listings and `https://` backends use httpx.
 """
 
 from __future__ import annotations
@@ -59,16 +55,13 @@ import httpx
 __all__ = [
     "ConnectError",
     "ConnectTimeout",
-    "HttpxCompat",
     "NativeClient",
-    "NativeRequest",
     "NativeResponse",
     "ReadError",
     "RemoteProtocolError",
     "UnsupportedProtocol",
     "WriteError",
     "WriteTimeout",
-    "install",
 ]
 
 
@@ -122,7 +115,6 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
-        self.reused = False
         self.idle_since = 0.0
         # the exchange in flight
         self.response: NativeResponse | None = None
@@ -241,6 +233,9 @@ class _Connection(asyncio.Protocol):
             self.response._error(exc)
 
     def close(self) -> None:
+        head, self.head = self.head, None
+        if head is not None and not head.done():
+            head.cancel()  # nobody awaits it any more: no "exception never retrieved"
         if not self.closed:
             self.closed = True
             self.client._forget(self)
@@ -392,10 +387,12 @@ class NativeClient:
 
     `max_idle_per_host` caps the idle connections kept per server (extra ones are
     closed on release); an idle connection older than `keepalive_expiry` seconds
-    is closed instead of reused, which narrows the race with a server closing it.
+    is closed instead of reused: the default stays under the 5 s idle timeout of
+    uvicorn (vLLM) and cpp-httplib (llama-server), so a request is never written
+    to a connection the server is closing at that very moment.
     """
 
-    def __init__(self, *, max_idle_per_host: int = 100, keepalive_expiry: float = 30.0) -> None:
+    def __init__(self, *, max_idle_per_host: int = 100, keepalive_expiry: float = 4.0) -> None:
         self.max_idle_per_host = max_idle_per_host
         self.keepalive_expiry = keepalive_expiry
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
@@ -425,6 +422,8 @@ class NativeClient:
         """Send one request; return once the status line and headers have arrived."""
         if self._closed:
             raise RuntimeError("the client is closed")
+        if method == "HEAD":
+            raise UnsupportedProtocol("HEAD is not supported (the parser would expect a body)")
         origin = self._origins.get(url) or self._origin(url)
         raw = _request_head(method, origin, headers, len(content))
         conn = self._acquire(origin.key)
@@ -484,7 +483,6 @@ class NativeClient:
             if now - conn.idle_since > self.keepalive_expiry:
                 conn.close()
                 continue
-            conn.reused = True
             return conn
         return None
 
@@ -533,138 +531,7 @@ def _request_head(method: str, origin: _Origin, headers: Mapping[str, str], leng
     if length or method not in ("GET", "HEAD"):
         lines.append(f"content-length: {length}\r\n")
     lines.append("\r\n")
-    return "".join(lines).encode("latin-1")
-
-
-# -- httpx stand-in for Relay -------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class NativeRequest:
-    """What `HttpxCompat.build_request` returns for an `http://` URL."""
-
-    method: str
-    url: str
-    headers: Mapping[str, str]
-    content: bytes
-    connect_timeout: float
-    write_timeout: float
-    extensions: dict[str, Any]
-
-
-class HttpxCompat:
-    """`NativeClient` behind the `httpx.AsyncClient` methods `Relay` calls.
-
-    `build_request` + `send(request, stream=True)` for `http://` URLs go to the
-    native client; everything else (`get` for health probes and identity checks,
-    https, non-streamed sends) goes to the wrapped httpx client.
-    """
-
-    def __init__(self, native: NativeClient, fallback: httpx.AsyncClient) -> None:
-        self.native = native
-        self.fallback = fallback
-
-    def build_request(
-        self,
-        method: str,
-        url: str,
-        *,
-        content: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: httpx.Timeout | None = None,
-    ) -> NativeRequest | httpx.Request:
-        if not url.startswith("http://"):
-            return self.fallback.build_request(
-                method,
-                url,
-                content=content,
-                headers=headers,
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
-        connect = timeout.connect if timeout is not None else None
-        write = timeout.write if timeout is not None else None
-        return NativeRequest(
-            method,
-            url,
-            headers or {},
-            content or b"",
-            connect if connect is not None else 30.0,
-            write if write is not None else 30.0,
-            {},
-        )
-
-    async def send(
-        self, request: NativeRequest | httpx.Request, *, stream: bool = False
-    ) -> NativeResponse | httpx.Response:
-        if isinstance(request, httpx.Request):
-            return await self.fallback.send(request, stream=stream)
-        response = await self.native.send(
-            request.method,
-            request.url,
-            request.headers,
-            request.content,
-            connect_timeout=request.connect_timeout,
-            write_timeout=request.write_timeout,
-        )
-        if not stream:
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-        return response
-
-    async def aclose(self) -> None:
-        await self.native.aclose()
-        await self.fallback.aclose()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.fallback, name)
-
-
-def install(proxy: Any) -> None:
-    """Put the relay of a not-yet-started `proxy.service.Proxy` on a `NativeClient`.
-
-    For benchmarks and tests until `Proxy.start` builds an `HttpxCompat` itself."""
-    start = proxy.start
-
-    async def start_native() -> None:
-        await start()
-        proxy._client = HttpxCompat(NativeClient(), proxy._client)
-
-    proxy.start = start_native
-
-
-# -- benchmark entry point ----------------------------------------------------------------
-
-
-def _serve(argv: list[str] | None = None) -> None:
-    """`python -m proxy.httpclient --config C --port P [--log-level L] [--httpx]`: the proxy
-    with the relay on `NativeClient` (or, with `--httpx`, unchanged, for an A/B run)."""
-    import argparse
-
-    import uvicorn
-
-    from .app import create_app
-
-    parser = argparse.ArgumentParser(description=_serve.__doc__)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--log-level", default="info")
-    parser.add_argument("--httpx", action="store_true", help="keep httpx (the baseline)")
-    args = parser.parse_args(argv)
-    app = create_app(args.config)
-    if not args.httpx:
-        install(app.state.proxy)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        server_header=False,
-        timeout_graceful_shutdown=1,
-    )
-
-
-if __name__ == "__main__":
-    _serve()
+    try:
+        return "".join(lines).encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise httpx.LocalProtocolError(f"request head is not latin-1: {exc}") from exc

@@ -103,7 +103,12 @@ class Runtime:
                 self.urls[name] = backend.url
             else:
                 self.urls[name] = f"http://127.0.0.1:{ports[name]}"
-            headers = {"content-type": "application/json", "accept": "*/*"}
+            # identity: answers pass through byte for byte, so they must not be compressed
+            headers = {
+                "content-type": "application/json",
+                "accept": "*/*",
+                "accept-encoding": "identity",
+            }
             if backend.api_key_env:
                 headers["authorization"] = f"Bearer {os.environ.get(backend.api_key_env, '')}"
             self.headers[name] = headers

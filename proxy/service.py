@@ -44,6 +44,7 @@ from .errors import (
     error_body,
     status_of,
 )
+from .httpclient import NativeClient
 from .limits import QueueFull, QueueTimeout
 from .metrics import Metrics
 from .pinning import (
@@ -107,9 +108,13 @@ class Proxy:
         source: str = "<config>",
         metrics: Metrics | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        upstream_client: str = "native",
     ) -> None:
         self.metrics = metrics or Metrics()
         self.transport = transport
+        #: relay requests with the lean native client (plain http:// backends), or httpx
+        self.use_native = upstream_client == "native" and transport is None
+        self.native: NativeClient | None = None
         self.ports: dict[str, int] = {}
         for name, backend in cfg.backends.items():
             if backend.url is None:
@@ -155,6 +160,8 @@ class Proxy:
             timeout=httpx.Timeout(30.0),
             trust_env=False,
         )
+        if self.use_native:
+            self.native = NativeClient()
         cfg = self.runtime.cfg
         state_dir = Path(cfg.server.state_dir)
         for name, backend in cfg.backends.items():
@@ -220,6 +227,9 @@ class Proxy:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        if self.native is not None:
+            await self.native.aclose()
+            self.native = None
         # managed backends last: nothing can reach them any more
         await asyncio.gather(*(p.stop() for p in self.managed.values()), return_exceptions=True)
 
@@ -632,6 +642,7 @@ class Proxy:
     ) -> tuple[str, Observation]:
         relay = Relay(
             self.client,
+            native=self.native,
             keepalive_after=rt.cfg.server.keepalive_after,
             keepalive_interval=rt.cfg.server.keepalive_interval,
             max_response_bytes=rt.cfg.server.max_response_bytes,

@@ -27,3 +27,4 @@ class Settings(BaseSettings):
     allow_remote: bool = False
     workers: int = Field(1, ge=1)
     access_log: bool = False
+    upstream_client: Literal["native", "httpx"] = "native"

@@ -39,6 +39,7 @@ from .errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from .httpclient import NativeClient, NativeResponse
 
 __all__ = ["ClientGone", "Observation", "Relay", "Target", "sse_error_event"]
 
@@ -122,9 +123,13 @@ def _upstream_message(body: bytes) -> str:
     return body[:300].decode("utf-8", "replace").strip()
 
 
+#: an answer from either client: same status/headers/aiter_raw/aclose surface
+Response = httpx.Response | NativeResponse
+
+
 @dataclass(slots=True)
 class _Opened:
-    response: httpx.Response
+    response: Response
     body: bytes = b""
     chunks: Any = None  # the raw chunk iterator of a stream
 
@@ -135,12 +140,14 @@ class Relay:
     def __init__(
         self,
         client: httpx.AsyncClient,
+        native: NativeClient | None = None,
         *,
         keepalive_after: float,
         keepalive_interval: float,
         max_response_bytes: int,
     ) -> None:
         self.client = client
+        self.native = native
         self.keepalive_after = keepalive_after
         self.keepalive_interval = keepalive_interval
         self.max_response_bytes = max_response_bytes
@@ -167,14 +174,7 @@ class Relay:
         obs.started = start = time.perf_counter()
         deadline_first = start + t.first_byte
         deadline_total = start + t.total if t.total is not None else math.inf
-        request = self.client.build_request(
-            "POST",
-            target.url,
-            content=content,
-            headers=target.headers,
-            timeout=httpx.Timeout(connect=t.connect, read=None, write=t.write, pool=t.connect),
-        )
-        opener = asyncio.ensure_future(self._open(target, request, stream))
+        opener = asyncio.ensure_future(self._open(target, content, stream))
         opened: _Opened | None = None
         try:
             next_keepalive = start + self.keepalive_after if stream else math.inf
@@ -228,17 +228,37 @@ class Relay:
             elif opener.done() and not opener.cancelled() and opener.exception() is None:
                 await opener.result().response.aclose()
 
-    async def _open(self, target: Target, request: httpx.Request, stream: bool) -> _Opened:
+    async def _send_request(self, target: Target, content: bytes) -> Response:
+        t = target.timeouts
+        if self.native is not None and target.url.startswith("http://"):
+            return await self.native.send(
+                "POST",
+                target.url,
+                target.headers,
+                content,
+                connect_timeout=t.connect,
+                write_timeout=t.write,
+            )
+        request = self.client.build_request(
+            "POST",
+            target.url,
+            content=content,
+            headers=target.headers,
+            timeout=httpx.Timeout(connect=t.connect, read=None, write=t.write, pool=t.connect),
+        )
+        return await self.client.send(request, stream=True)
+
+    async def _open(self, target: Target, content: bytes, stream: bool) -> _Opened:
         if target.prepare is not None:
             await target.prepare()
         try:
             try:
-                response = await self.client.send(request, stream=True)
+                response = await self._send_request(target, content)
             except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
                 # A kept-alive connection the server had already closed (llama.cpp's
                 # cpp-httplib drops idle ones after 5 s): nothing was answered, so the
                 # request goes once more, on a fresh connection.
-                response = await self.client.send(request, stream=True)
+                response = await self._send_request(target, content)
         except httpx.HTTPError as exc:
             raise _translate(exc, target, "before responding") from exc
         try:

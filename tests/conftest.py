@@ -22,6 +22,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             "VARIANT_PROXY_LLAMA_SERVER",
             "VARIANT_PROXY_MODEL",
             "VARIANT_PROXY_CACHE",
+            "VARIANT_PROXY_REQUIRE_REAL",
         ):
             monkeypatch.delenv(key)
     for key in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):

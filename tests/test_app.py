@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -11,10 +12,13 @@ import pytest
 import respx
 from starlette.testclient import TestClient
 
-from proxy.app import create_app
+from proxy.app import create_app as _create_app
 from proxy.config import parse_config
 from proxy.metrics import Metrics
 from tests.conftest import make_config
+
+# respx mocks httpx, so these apps relay through httpx rather than the native client
+create_app = functools.partial(_create_app, upstream_client="httpx")
 
 UP = "http://up.test"
 

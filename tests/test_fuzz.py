@@ -10,6 +10,7 @@ endpoint's required field.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterator
@@ -23,10 +24,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from proxy.app import create_app
+from proxy.app import create_app as _create_app
 from proxy.config import parse_config
 from proxy.metrics import Metrics
 from tests.conftest import make_config
+
+# respx mocks httpx, so these apps relay through httpx rather than the native client
+create_app = functools.partial(_create_app, upstream_client="httpx")
 
 UP = "http://up.test"
 DEAD = "http://dead.test"

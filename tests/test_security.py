@@ -7,6 +7,7 @@ carried a client header it should not, is caught.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import subprocess
@@ -22,10 +23,13 @@ import uvicorn
 from starlette.testclient import TestClient
 
 from proxy import cli
-from proxy.app import create_app
+from proxy.app import create_app as _create_app
 from proxy.config import parse_config
 from proxy.metrics import Metrics
 from tests.conftest import make_config, write_config
+
+# respx mocks httpx, so these apps relay through httpx rather than the native client
+create_app = functools.partial(_create_app, upstream_client="httpx")
 
 UP = "http://up.test"
 KEY_ONE = "sk-test-key-one-8f3a1c"
