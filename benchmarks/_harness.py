@@ -131,7 +131,8 @@ def proxy(
     log_level: str = "info",
     command: Sequence[str] | None = None,
 ) -> Iterator[ProxyProcess]:
-    """`variant-proxy serve` in its own process, its log (access log at `info`) going to a file.
+    """`variant-proxy serve` in its own process (access log off, the default), its log going
+    to a file.
 
     `command` replaces `variant-proxy serve` (it gets the same `--config`, `--port` and
     `--log-level` arguments), to measure a candidate change before making it."""

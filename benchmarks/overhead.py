@@ -215,8 +215,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['load_avg_at_end']} at end · "
         f"{result['settings']['repeat']} repeat(s) of {result['settings']['duration_s']:g} s "
         "per point, medians · proxy log level "
-        f"`{result['settings']['proxy_log_level']}` (access log "
-        f"{'on' if result['settings']['proxy_log_level'] in ('info', 'debug') else 'off'}).",
+        f"`{result['settings']['proxy_log_level']}`, access log off (the default).",
         "",
         "Open loop, latency from each request's due time. *added* = proxy − direct.",
         "",
