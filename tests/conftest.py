@@ -85,3 +85,21 @@ def write_config(tmp_path: Path, data: dict[str, Any]) -> Path:
     path = tmp_path / "router.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def asgi_scope(path: str = "/v1/chat/completions") -> dict[str, Any]:
+    """An HTTP POST scope for driving the ASGI app by hand."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8780),
+    }

@@ -22,6 +22,7 @@ from proxy.backends import (
     adapter_for,
 )
 from proxy.supervisor import find_free_port
+from tests.server_samples import LMSTUDIO_V0_MODELS, LMSTUDIO_V1_MODELS
 
 BASE = "http://127.0.0.1:18080"
 T = TypeVar("T")
@@ -135,39 +136,6 @@ OLLAMA_TAGS = {
     ]
 }
 
-LMSTUDIO_V0_MODELS = {
-    "object": "list",
-    "data": [
-        {
-            "id": "qwen2-vl-7b-instruct",
-            "object": "model",
-            "type": "vlm",
-            "publisher": "mlx-community",
-            "arch": "qwen2_vl",
-            "compatibility_type": "mlx",
-            "quantization": "4bit",
-            "state": "not-loaded",
-            "max_context_length": 32768,
-        },
-        {
-            "id": "meta-llama-3.1-8b-instruct",
-            "object": "model",
-            "type": "llm",
-            "publisher": "lmstudio-community",
-            "arch": "llama",
-            "compatibility_type": "gguf",
-            "quantization": "Q4_K_M",
-            "state": "loaded",
-            "max_context_length": 131072,
-        },
-    ],
-}
-LMSTUDIO_V1_MODELS = {
-    "data": [
-        {"id": "meta-llama-3.1-8b-instruct", "object": "model", "owned_by": "organization_owner"}
-    ],
-    "object": "list",
-}
 LMSTUDIO_UNKNOWN_ROUTE = {"error": "Unexpected endpoint or method. (GET /api/v0/models)"}
 
 VLLM_MODELS = {

@@ -11,25 +11,9 @@ import pytest
 
 from proxy.app import create_app
 from proxy.config import parse_config
+from tests.conftest import asgi_scope as scope
 from tests.conftest import make_config
 from tests.fakeupstream import FakeUpstream, Recorder
-
-
-def scope(path: str = "/v1/chat/completions") -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8780),
-    }
 
 
 async def drive(url: str, body: dict[str, Any], disconnect_when: Any) -> tuple[Recorder, float]:

@@ -30,7 +30,7 @@ import pytest
 
 from proxy.app import create_app
 from proxy.config import parse_config
-from tests.conftest import make_config, write_config
+from tests.conftest import asgi_scope, make_config, write_config
 from tests.fakeupstream import FakeUpstream, Recorder, run_server
 
 #: httpcore reads at most this much from a socket at once: a relayed body message
@@ -66,23 +66,6 @@ class JsonCounter:
         return sum(marker in raw for raw in self.serialized)
 
 
-def _scope(path: str = "/v1/chat/completions") -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8780),
-    }
-
-
 async def _drive(app: Any, body: bytes) -> Recorder:
     """One request through the ASGI app with hand-written receive/send; lifespan by hand."""
     proxy = app.state.proxy
@@ -100,7 +83,7 @@ async def _drive(app: Any, body: bytes) -> Recorder:
 
     recorder = Recorder()
     try:
-        await asyncio.wait_for(app(_scope(), receive, recorder), timeout=20)
+        await asyncio.wait_for(app(asgi_scope(), receive, recorder), timeout=20)
     finally:
         await proxy.stop()
     return recorder
