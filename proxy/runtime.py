@@ -20,7 +20,7 @@ from . import fim
 from .backends import HealthResult
 from .breaker import CircuitBreaker
 from .classify import Classifier
-from .config import Backend, Breaker, RouterConfig
+from .config import Backend, Breaker, RouterConfig, Timeouts
 from .errors import InvalidRequest, ModelNotFound, Unavailable, UpstreamBusy
 from .limits import Limiter
 from .routing import Decision, Eligibility, Router
@@ -86,6 +86,7 @@ class Runtime:
         previous: Mapping[str, BackendState] | None = None,
     ) -> None:
         self.cfg = cfg
+        self._timeouts: dict[tuple[str, str], Timeouts] = {}
         #: per-backend state; kept across a reload for a backend whose settings are unchanged
         self.backends: dict[str, BackendState] = {}
         for name, spec in cfg.backends.items():
@@ -176,6 +177,19 @@ class Runtime:
             skipped=skipped,
             signals=signals,
         )
+
+    def timeouts(self, variant: str, backend: str) -> Timeouts:
+        """The backend's timeouts with the keys the variant sets overriding them."""
+        key = (variant, backend)
+        found = self._timeouts.get(key)
+        if found is None:
+            base = self.cfg.backends[backend].timeouts
+            override = self.cfg.variants[variant].timeouts
+            found = base
+            if override is not None:
+                found = base.model_copy(update=override.model_dump(exclude_unset=True))
+            self._timeouts[key] = found
+        return found
 
     def _busy_backends(self, variant: str) -> list[str]:
         """The variant's backends if all of them are at capacity with a full queue, else []."""

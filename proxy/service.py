@@ -500,7 +500,6 @@ class Proxy:
     # -- requests -------------------------------------------------------------------------------
 
     def _target(self, rt: Runtime, attempt: _Attempt, endpoint: str, obs: Observation) -> Target:
-        spec = rt.cfg.variants[attempt.variant]
         backend = rt.cfg.backends[attempt.backend]
         state = rt.backends[attempt.backend]
         proc = self.managed.get(attempt.backend)
@@ -544,7 +543,7 @@ class Proxy:
             variant=attempt.variant,
             url=rt.urls[attempt.backend] + ENDPOINTS[endpoint][0],
             headers=rt.headers[attempt.backend],
-            timeouts=spec.timeouts or backend.timeouts,
+            timeouts=rt.timeouts(attempt.variant, attempt.backend),
             prepare=prepare if (needs_slot or needs_start or proc is not None) else None,
         )
 

@@ -135,3 +135,15 @@ def test_router_yaml_ships_the_default_classifier_rules() -> None:
     from proxy.classify import ClassifierConfig
 
     assert load_config(ROOT / "config" / "router.yaml").classifier == ClassifierConfig()
+
+
+def test_variant_timeouts_override_only_the_keys_they_set() -> None:
+    from proxy.runtime import Runtime
+
+    data = minimal()
+    data["backends"]["local"]["timeouts"] = {"first_byte": 600, "idle": 30}
+    data["variants"]["code"]["timeouts"] = {"idle": 5}
+    rt = Runtime(parse_config(data), "<test>", {})
+    code = rt.timeouts("code", "local")
+    assert (code.first_byte, code.idle, code.connect) == (600, 5, 5.0)
+    assert rt.timeouts("instruct", "local").idle == 30
