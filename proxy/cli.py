@@ -26,7 +26,7 @@ from typing import Any, TextIO
 import orjson
 import uvicorn
 
-from . import pinning
+from . import pin_cli
 from .bench.cli import register_cli as register_bench
 from .bench.cli import run_cli as run_bench
 from .config import CLASSES, RouterConfig, load_config
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help='read lines of {"endpoint": ..., "body": {...}}, print one decision per line',
     )
-    pinning.register_cli(sub)
+    pin_cli.register_cli(sub)
     register_bench(sub)
     return parser
 
@@ -392,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         case "models":
             return cmd_models(settings, args.json, sys.stdout, sys.stderr)
         case "lock" | "verify":
-            return pinning.run_cli(args)
+            return pin_cli.run_cli(args)
         case "bench":
             return run_bench(args)
         case "explain":

@@ -24,24 +24,17 @@ lockfile helpers do file I/O; ``lock``/``verify``/``PinChecker`` talk to the ser
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
-import contextlib
 import json
 import logging
 import os
-import sys
-import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, NamedTuple, TextIO
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
 
 import httpx
-import yaml
 
-from .backends import adapter_for
 from .backends.identity import (
     DEFAULT_HASH_CACHE,
     FileHashCache,
@@ -50,10 +43,19 @@ from .backends.identity import (
     fetch_identity,
     now_iso,
 )
-from .config import Pin, PinningConfig, Policy, RouterConfig, load_config
-from .errors import ConfigError, VersionMismatch
-from .settings import Settings
-from .supervisor import BackendStartError, ManagedProcess, find_free_port, render_command
+from .config import Pin, PinningConfig, Policy, RouterConfig
+from .errors import VersionMismatch
+from .lockfile import (
+    FieldValue,
+    LockEntry,
+    Lockfile,
+    LockfileError,
+    diff_lockfiles,
+    dump_lockfile,
+    lockfile_path,
+    read_lockfile,
+    write_lockfile,
+)
 
 __all__ = [
     "INFORMATIONAL_FIELDS",
@@ -76,10 +78,8 @@ __all__ = [
     "lock",
     "lockfile_path",
     "read_lockfile",
-    "register_cli",
     "render_verify",
     "resolve_target",
-    "run_cli",
     "verify",
     "version_mismatch",
     "write_lockfile",
@@ -88,10 +88,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Status = Literal["ok", "drifted", "unverifiable", "unreachable", "unpinned"]
-FieldValue = str | int
 
-LOCKFILE_VERSION = 1
-DEFAULT_LOCKFILE_NAME = "models.lock"
 
 #: Recorded in the lockfile but never compared: they change without the model changing
 #: (a llama-server upgrade, LM Studio loading/unloading, vLLM's --max-model-len).
@@ -100,17 +97,6 @@ INFORMATIONAL_FIELDS = frozenset({"build_info", "state", "owned_by", "max_model_
 #: so moving a file (or llama-server's id, which is the -m path) is not drift.
 _LOCATION_FIELDS = frozenset({"model_path", "id"})
 _HASH_FIELDS = frozenset({"digest", "sha256"})
-
-
-def lockfile_path(config_path: str | os.PathLike[str], pinning: PinningConfig | None) -> Path:
-    """Where the lockfile of the config at ``config_path`` lives."""
-    if pinning is not None and pinning.lockfile is not None:
-        return Path(pinning.lockfile)
-    return Path(config_path).parent / DEFAULT_LOCKFILE_NAME
-
-
-def _pinning_of(cfg: RouterConfig) -> PinningConfig:
-    return cfg.pinning
 
 
 # -- comparing ---------------------------------------------------------------------------------
@@ -308,176 +294,6 @@ def version_mismatch(state: PinState) -> VersionMismatch:
             "drift": [d.as_dict() for d in state.drift],
         },
     )
-
-
-# -- the lockfile ------------------------------------------------------------------------------
-
-
-class LockfileError(Exception):
-    """A lockfile that cannot be read; the message names the file and the key."""
-
-
-@dataclass(frozen=True, slots=True)
-class LockEntry:
-    """One variant's identity as it was locked."""
-
-    backend: str
-    kind: str
-    model: str
-    resolved_at: str
-    source: str
-    fields: dict[str, FieldValue]
-
-    @classmethod
-    def from_identity(cls, backend: str, identity: Identity) -> LockEntry:
-        return cls(
-            backend=backend,
-            kind=identity.kind,
-            model=identity.model,
-            resolved_at=identity.resolved_at,
-            source=identity.source,
-            fields=dict(sorted(identity.fields.items())),
-        )
-
-    def same_identity(self, other: LockEntry) -> bool:
-        """Equal apart from when and where it was read."""
-        return (self.backend, self.kind, self.model, self.fields) == (
-            other.backend,
-            other.kind,
-            other.model,
-            other.fields,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Lockfile:
-    entries: dict[str, LockEntry] = field(default_factory=dict)
-    version: int = LOCKFILE_VERSION
-
-
-_HEADER = """\
-# variant-proxy lockfile: the identity each variant's server reported when it was locked.
-# Written by `variant-proxy lock`, checked by `variant-proxy verify` and by `serve`
-# (policy: pinning.policy). Keep it in git next to the config; do not edit by hand.
-"""
-
-
-def dump_lockfile(lockfile: Lockfile) -> str:
-    """The lockfile as YAML: variants sorted by name, fields sorted, one value per line."""
-    variants: dict[str, Any] = {}
-    for name in sorted(lockfile.entries):
-        entry = lockfile.entries[name]
-        variants[name] = {
-            "backend": entry.backend,
-            "kind": entry.kind,
-            "model": entry.model,
-            "resolved_at": entry.resolved_at,
-            "source": entry.source,
-            "fields": {k: entry.fields[k] for k in sorted(entry.fields)},
-        }
-    body = yaml.safe_dump(
-        {"version": lockfile.version, "variants": variants},
-        sort_keys=False,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=10_000,
-    )
-    return _HEADER + body
-
-
-def parse_lockfile(text: str, source: str = "<lockfile>") -> Lockfile:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise LockfileError(f"{source}: not valid YAML: {exc}") from exc
-    if data is None:
-        return Lockfile()
-    if not isinstance(data, dict):
-        raise LockfileError(f"{source}: must be a mapping with 'version' and 'variants'")
-    version = data.get("version", LOCKFILE_VERSION)
-    if version != LOCKFILE_VERSION:
-        raise LockfileError(f"{source}: version: unsupported {version!r} (expected 1)")
-    unknown = set(data) - {"version", "variants"}
-    if unknown:
-        raise LockfileError(f"{source}: {sorted(unknown)[0]}: unknown key")
-    raw = data.get("variants") or {}
-    if not isinstance(raw, dict):
-        raise LockfileError(f"{source}: variants: must be a mapping")
-    entries: dict[str, LockEntry] = {}
-    for name, item in raw.items():
-        where = f"{source}: variants.{name}"
-        if not isinstance(item, dict):
-            raise LockfileError(f"{where}: must be a mapping")
-        strings: dict[str, str] = {}
-        for key in ("backend", "kind", "model", "resolved_at", "source"):
-            value = item.get(key)
-            if not isinstance(value, str):
-                raise LockfileError(f"{where}.{key}: required, a string")
-            strings[key] = value
-        fields = item.get("fields") or {}
-        if not isinstance(fields, dict):
-            raise LockfileError(f"{where}.fields: must be a mapping")
-        clean: dict[str, FieldValue] = {}
-        for key, value in fields.items():
-            if isinstance(value, bool) or not isinstance(value, str | int):
-                raise LockfileError(f"{where}.fields.{key}: must be a string or an integer")
-            clean[str(key)] = value
-        entries[str(name)] = LockEntry(fields=dict(sorted(clean.items())), **strings)
-    return Lockfile(entries)
-
-
-def read_lockfile(path: str | os.PathLike[str]) -> Lockfile:
-    """Read a lockfile; a missing file is an empty lockfile. Raises :class:`LockfileError`."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return Lockfile()
-    except OSError as exc:
-        raise LockfileError(f"{path}: cannot read: {exc.strerror}") from exc
-    return parse_lockfile(text, str(path))
-
-
-def write_lockfile(path: str | os.PathLike[str], lockfile: Lockfile) -> None:
-    """Write atomically: a temp file in the same directory, fsync, then rename over."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(dump_lockfile(lockfile))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def diff_lockfiles(old: Lockfile, new: Lockfile) -> list[str]:
-    """What changed, one line each: ``+ variant``, ``- variant``,
-    ``~ variant.field: old -> new`` (``(none)`` for a field that appeared or vanished)."""
-    lines: list[str] = []
-    for name in sorted(set(old.entries) | set(new.entries)):
-        before, after = old.entries.get(name), new.entries.get(name)
-        if before is None:
-            lines.append(f"+ {name}")
-            continue
-        if after is None:
-            lines.append(f"- {name}")
-            continue
-        for key in ("backend", "kind", "model"):
-            a, b = getattr(before, key), getattr(after, key)
-            if a != b:
-                lines.append(f"~ {name}.{key}: {a} -> {b}")
-        for key in sorted(set(before.fields) | set(after.fields)):
-            a2, b2 = before.fields.get(key), after.fields.get(key)
-            if a2 != b2:
-                lines.append(
-                    f"~ {name}.{key}: {'(none)' if a2 is None else a2} -> "
-                    f"{'(none)' if b2 is None else b2}"
-                )
-    return lines
 
 
 # -- expectations ------------------------------------------------------------------------------
@@ -817,176 +633,3 @@ class PinChecker:
                 for name in sorted(self.expected)
             },
         }
-
-
-# -- CLI -----------------------------------------------------------------------------------------
-
-
-def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``lock`` and ``verify`` to the ``variant-proxy`` sub-commands."""
-    for name, help_text in (
-        ("lock", "record the identity every server reports into the lockfile"),
-        ("verify", "compare what the servers serve with the pins and the lockfile"),
-    ):
-        parser = sub.add_parser(name, help=help_text)
-        parser.add_argument(
-            "--config",
-            type=Path,
-            default=None,
-            help="routing config YAML (default: $VARIANT_PROXY_CONFIG or config/router.yaml)",
-        )
-        parser.add_argument(
-            "--lockfile",
-            type=Path,
-            default=None,
-            help="lockfile (default: pinning.lockfile, else models.lock beside the config)",
-        )
-        parser.add_argument(
-            "--url",
-            action="append",
-            default=[],
-            metavar="BACKEND=URL",
-            help="where a managed backend runs now (repeatable)",
-        )
-        parser.add_argument(
-            "--start",
-            action="store_true",
-            help="start managed backends without a URL for the duration of the command",
-        )
-        if name == "lock":
-            parser.add_argument(
-                "--variant",
-                action="append",
-                default=None,
-                metavar="NAME",
-                help="lock only this variant (repeatable); the others keep their entries",
-            )
-            parser.add_argument(
-                "--dry-run", action="store_true", help="print the changes, write nothing"
-            )
-        else:
-            parser.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-def _parse_urls(items: list[str]) -> dict[str, str]:
-    urls: dict[str, str] = {}
-    for item in items:
-        backend, sep, url = item.partition("=")
-        if not sep or not backend or not url.startswith(("http://", "https://")):
-            raise ValueError(f"--url {item!r}: expected BACKEND=http://host:port")
-        urls[backend] = url.rstrip("/").removesuffix("/v1")
-    return urls
-
-
-@contextlib.asynccontextmanager
-async def _started(
-    cfg: RouterConfig, backends: Iterable[str], err: TextIO
-) -> AsyncIterator[dict[str, str]]:
-    """Start the named managed backends; yield backend → URL for those that came up."""
-    procs: list[ManagedProcess] = []
-    urls: dict[str, str] = {}
-    try:
-        for name in sorted(set(backends)):
-            backend = cfg.backends[name]
-            if backend.command is None or backend.url is not None:
-                continue
-            port = backend.port or find_free_port()
-            url = f"http://127.0.0.1:{port}"
-            log_path = backend.log_file or Path(cfg.server.state_dir) / "logs" / f"{name}.log"
-            proc = ManagedProcess(
-                render_command(backend.command, port, backend.model_file or ""),
-                name=name,
-                health_url=url + adapter_for(backend.kind).health_path,
-                log_path=log_path,
-                env=backend.env,
-                start_timeout=backend.start_timeout,
-                max_restarts=0,
-            )
-            procs.append(proc)
-            print(f"starting {name} ...", file=err)
-            try:
-                await proc.start()
-            except BackendStartError as exc:
-                print(f"error: {exc}", file=err)
-                continue
-            urls[name] = url
-        yield urls
-    finally:
-        await asyncio.gather(*(p.stop() for p in procs), return_exceptions=True)
-
-
-def run_cli(
-    args: argparse.Namespace,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-    *,
-    client_factory: Callable[[], httpx.AsyncClient] | None = None,
-) -> int:
-    """Run ``lock`` or ``verify``. Exit codes: 0 fine; 1 drift, unreachable or a variant
-    that could not be locked; 2 bad config, lockfile or arguments."""
-    out = out or sys.stdout
-    err = err or sys.stderr
-    config_path = Path(args.config) if args.config is not None else Settings().config
-    try:
-        cfg = load_config(config_path)
-    except ConfigError as exc:
-        print(f"error: invalid config {exc.source}", file=err)
-        for issue in exc.issues:
-            print(f"{issue}", file=err)
-        return 2
-    path = args.lockfile or lockfile_path(config_path, _pinning_of(cfg))
-    try:
-        urls = _parse_urls(list(args.url or []))
-        previous = read_lockfile(path)
-    except (ValueError, LockfileError) as exc:
-        print(f"error: {exc}", file=err)
-        return 2
-    hashes = FileHashCache() if _pinning_of(cfg).hash_files else None
-
-    def make_client() -> httpx.AsyncClient:
-        if client_factory is not None:
-            return client_factory()
-        return httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(30.0))
-
-    async def with_servers(work: Callable[[dict[str, str]], Awaitable[int]]) -> int:
-        if not args.start:
-            return await work(urls)
-        chosen = getattr(args, "variant", None) or list(cfg.variants)
-        needed = [cfg.variants[v].backend for v in chosen if v in cfg.variants]
-        needed = [b for b in needed if b not in urls]
-        async with _started(cfg, needed, err) as started:
-            return await work({**started, **urls})
-
-    if args.command == "lock":
-        variants: list[str] | None = args.variant
-
-        async def do_lock(found: dict[str, str]) -> int:
-            async with make_client() as client:
-                new, lines = await lock(
-                    cfg, client, variants, previous=previous, urls=found, hashes=hashes
-                )
-            changes = [line for line in lines if not line.startswith("!")]
-            for line in lines:
-                print(line, file=err if line.startswith("!") else out)
-            if not changes:
-                print(f"{path}: up to date", file=out)
-            elif args.dry_run:
-                print(f"{path}: not written (--dry-run)", file=out)
-            else:
-                write_lockfile(path, new)
-                print(f"{path}: written ({len(changes)} changes)", file=out)
-            return 1 if len(changes) != len(lines) else 0
-
-        try:
-            return asyncio.run(with_servers(do_lock))
-        except ValueError as exc:
-            print(f"error: {exc}", file=err)
-            return 2
-
-    async def do_verify(found: dict[str, str]) -> int:
-        async with make_client() as client:
-            states = await verify(cfg, client, previous, urls=found, hashes=hashes)
-        print(render_verify(states, bool(args.json)), file=out)
-        return 0 if all(s.serving_ok for s in states.values()) else 1
-
-    return asyncio.run(with_servers(do_verify))

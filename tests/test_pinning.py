@@ -19,6 +19,7 @@ import yaml
 from proxy.backends.identity import Identity, IdentityUnavailable
 from proxy.config import Pin, parse_config
 from proxy.errors import status_of
+from proxy.pin_cli import register_cli, run_cli
 from proxy.pinning import (
     FieldDrift,
     LockEntry,
@@ -37,10 +38,8 @@ from proxy.pinning import (
     lock,
     lockfile_path,
     read_lockfile,
-    register_cli,
     render_verify,
     resolve_target,
-    run_cli,
     verify,
     version_mismatch,
     write_lockfile,

@@ -22,14 +22,13 @@ import yaml
 
 from proxy.backends.identity import FileHashCache, sha256_file
 from proxy.config import load_config
+from proxy.pin_cli import register_cli, run_cli
 from proxy.pinning import (
     PinChecker,
     expectations,
     lock,
     read_lockfile,
-    register_cli,
     resolve_target,
-    run_cli,
     verify,
     write_lockfile,
 )
