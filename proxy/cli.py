@@ -30,7 +30,7 @@ from . import pin_cli
 from .bench.cli import register_cli as register_bench
 from .bench.cli import run_cli as run_bench
 from .config import CLASSES, RouterConfig, load_config
-from .errors import ConfigError, ProxyError, status_of
+from .errors import ConfigError, ModelNotFound, ProxyError, status_of
 from .settings import Settings
 
 __all__ = ["main"]
@@ -184,16 +184,38 @@ def cmd_models(settings: Settings, as_json: bool, out: TextIO, err: TextIO) -> i
     return 0
 
 
-def _explain_one(rt: Any, path: str, body: Any) -> dict[str, Any]:
-    from .runtime import PATH_TO_ENDPOINT, parse_payload
+def _endpoint_of(path: str) -> str | None:
+    """`/v1/chat/completions`, `/chat/completions`, `chat`, … → the endpoint name."""
+    from .runtime import PATH_TO_ENDPOINT
 
-    endpoint = PATH_TO_ENDPOINT.get(path)
+    clean = "/" + path.strip().strip("/")
+    if not clean.startswith("/v1/"):
+        clean = "/v1" + clean
+    if clean == "/v1/chat":
+        clean = "/v1/chat/completions"
+    return PATH_TO_ENDPOINT.get(clean)
+
+
+def _explain_one(rt: Any, path: str, body: Any) -> dict[str, Any]:
+    from .runtime import parse_payload
+
+    endpoint = _endpoint_of(path)
     if endpoint is None:
         return {"error": {"message": f"unknown endpoint {path!r}", "code": "invalid_request"}}
     try:
+        if isinstance(body, bytes):
+            with contextlib.suppress(orjson.JSONDecodeError):
+                body = orjson.loads(body)
+        if isinstance(body, dict) and "model" not in body:
+            body = {**body, "model": "auto"}  # explain answers "where would auto send this?"
         raw = body if isinstance(body, bytes) else orjson.dumps(body)
         payload = parse_payload(endpoint, raw)
-        decision: dict[str, Any] = rt.decide(endpoint, payload).as_dict()
+        try:
+            decision: dict[str, Any] = rt.decide(endpoint, payload).as_dict()
+        except ModelNotFound as exc:
+            # still show the classification, and say what the proxy would answer
+            decision = rt.decide(endpoint, {**payload, "model": "auto"}).as_dict()
+            decision["warning"] = f"{exc.message} (a request would get 404; shown as auto)"
         return decision
     except ProxyError as exc:
         result = exc.body()

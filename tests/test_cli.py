@@ -95,3 +95,23 @@ def test_serve_rejects_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["serve", "--config", str(path)]) == 1
     err = capsys.readouterr().err
     assert "backends: at least one backend is required" in err
+
+
+def test_explain_jsonl_tolerates_missing_or_unknown_models_and_short_endpoints() -> None:
+    lines = [
+        {
+            "endpoint": "chat",
+            "body": {
+                "messages": [{"role": "user", "content": "Hola, ¿cómo escribo un bucle en Python?"}]
+            },
+        },
+        {"endpoint": "/completions", "body": {"model": "gpt-4", "prompt": "x", "suffix": "y"}},
+    ]
+    done = run(
+        ["explain", "--config", "config/router.yaml", "--jsonl"],
+        "\n".join(json.dumps(x) for x in lines) + "\n",
+    )
+    assert done.returncode == 0, done.stderr
+    first, second = (json.loads(line) for line in done.stdout.splitlines())
+    assert first["class"] == "multi-language"
+    assert second["class"] == "completion" and "404" in second["warning"]
