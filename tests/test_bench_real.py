@@ -35,7 +35,7 @@ def test_bench_every_suite_on_gemma(tmp_path: Path) -> None:
     register_cli(parser.add_subparsers(dest="command"))
     out_dir = tmp_path / "results"
     args = parser.parse_args(
-        ["bench", "--config", str(demo_config(tmp_path)), "--limit", "1", "--max-tokens", "48",
+        ["bench", "--config", str(demo_config(tmp_path)), "--max-tokens", "32",
          "--out", str(out_dir), "--timeout", "60"]
     )  # fmt: skip
     out, err = io.StringIO(), io.StringIO()
@@ -43,12 +43,13 @@ def test_bench_every_suite_on_gemma(tmp_path: Path) -> None:
     code = run_cli(args, out, err)
     elapsed = time.monotonic() - started
     assert code == 0, out.getvalue() + err.getvalue()
-    assert elapsed < 120  # about 25 s on 2 idle cores
+    assert elapsed < 600  # every task of every suite: about 70 s on 2 idle cores
 
     doc = json.loads((out_dir / "latest.json").read_text())
     assert doc["schema"] == 1 and doc["proxy"]["mode"] == "in-process"
     assert set(doc["suites"]) == set(BUILTIN_SUITES)
-    assert all(info["version"] == 1 and info["tasks"] == 1 for info in doc["suites"].values())
+    # the whole of every shipped suite ran
+    assert all(info["version"] == 1 and info["tasks"] >= 8 for info in doc["suites"].values())
     assert doc["sandbox"]["network"] is True
     assert doc["machine"]["cpu_count"] >= 1 and doc["machine"]["memory_bytes"] > 0
     assert set(doc["variants"]) == {"gemma-instruct", "gemma-complete"}
@@ -63,7 +64,7 @@ def test_bench_every_suite_on_gemma(tmp_path: Path) -> None:
     assert doc["skipped"][0]["variant"] == "gemma-instruct"  # no fim format
     answered = 0
     for row in rows.values():
-        assert row["samples"] == 1
+        assert row["samples"] == doc["suites"][row["suite"]]["tasks"]  # one per task
         assert row["pass_ratio"] is None or 0.0 <= row["pass_ratio"] <= 1.0
         if row["errors"] == 0:
             answered += 1
