@@ -148,6 +148,11 @@ class Variant(_Strict):
     strengths: list[str] = []
     timeouts: Timeouts | None = None
 
+    @property
+    def backends(self) -> tuple[str, ...]:
+        """Every backend serving this variant: `backend`, then its `replicas`."""
+        return (self.backend, *self.replicas)
+
 
 class PinningConfig(_Strict):
     """The ``pinning:`` section of the routing config."""

@@ -583,15 +583,6 @@ class PinChecker:
         await asyncio.gather(*(one(t, m) for t, m in groups.values()))
         return {n: self.states[n] for n in wanted if n in self.states}
 
-    async def run(self, interval: float) -> None:
-        """Re-check everything every ``interval`` seconds, forever (spawn it as a task)."""
-        while True:
-            try:
-                await self.check_all()
-            except Exception:  # never let one bad answer end the loop
-                log.exception("pin check failed")
-            await asyncio.sleep(interval)
-
     def eligible(self, name: str) -> str | None:
         """A :data:`proxy.routing.Eligibility`: None if ``name`` may serve, else why not."""
         if self.policy == "off" or not self.expected.get(name):

@@ -130,11 +130,6 @@ class Runtime:
                 f"The model {model[:100]!r} does not exist. Choose one of: {names}",
                 param="model",
             )
-        needs_infill = endpoint == "completions" and (
-            isinstance(payload.get("suffix"), str)
-            and bool(payload.get("suffix"))
-            or fim.detect(_prompt_text(payload.get("prompt"))) is not None
-        )
         signals: Mapping[str, Any] = {}
         if target.kind == "variant":
             return Decision(
@@ -156,6 +151,11 @@ class Runtime:
                 decision.reason,
                 decision.signals,
             )
+        needs_infill = endpoint == "completions" and (
+            isinstance(payload.get("suffix"), str)
+            and bool(payload.get("suffix"))
+            or fim.detect(_prompt_text(payload.get("prompt"))) is not None
+        )
         candidates, skipped = self.router.candidates(
             cls, needs_infill=needs_infill, eligible=eligible, draw=random.random(), rank=rank
         )
@@ -193,8 +193,7 @@ class Runtime:
 
     def _busy_backends(self, variant: str) -> list[str]:
         """The variant's backends if all of them are at capacity with a full queue, else []."""
-        spec = self.cfg.variants[variant]
-        names = [spec.backend, *spec.replicas]
+        names = list(self.cfg.variants[variant].backends)
         return names if all(self.backends[b].limiter.busy() for b in names) else []
 
     def body_for(

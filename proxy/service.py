@@ -46,6 +46,7 @@ from .errors import (
 )
 from .httpclient import NativeClient
 from .limits import QueueFull, QueueTimeout
+from .lockfile import Lockfile
 from .metrics import Metrics
 from .pinning import (
     LockfileError,
@@ -241,12 +242,15 @@ class Proxy:
         return task
 
     async def _on_backend_ready(self, proc: ManagedProcess) -> None:
-        """A managed backend (re)started: trust it again, let hooks (pin checks) run."""
-        state = self.backends.get(proc.name)
+        await self._backend_up(proc.name)
+
+    async def _backend_up(self, name: str) -> None:
+        """A backend (re)started or answers again: trust it again, let hooks (pin checks) run."""
+        state = self.backends.get(name)
         if state is not None:
             state.breaker.success()
         for hook in self.on_ready_hooks:
-            await hook(proc.name)
+            await hook(name)
 
     # -- pins ----------------------------------------------------------------------------------
 
@@ -256,7 +260,7 @@ class Proxy:
             lockfile = read_lockfile(path)
         except LockfileError as exc:
             log.error("ignoring unreadable lockfile %s: %s", path, exc)
-            lockfile = read_lockfile(path.with_name(".missing-lockfile"))
+            lockfile = Lockfile()
         return expectations(cfg, lockfile)
 
     def _pin_metrics(self, state: PinState) -> None:
@@ -277,9 +281,7 @@ class Proxy:
         return [
             v
             for v, fields in self.pins.expected.items()
-            if fields
-            and v in variants
-            and (backend is None or backend in (variants[v].backend, *variants[v].replicas))
+            if fields and v in variants and (backend is None or backend in variants[v].backends)
         ]
 
     async def _pin_loop(self) -> None:
@@ -287,8 +289,10 @@ class Proxy:
         while True:
             await asyncio.sleep(self.runtime.cfg.pinning.interval)
             if self.runtime.cfg.pinning.policy != "off":
-                with contextlib.suppress(Exception):
+                try:
                     await self.pins.check_all(self._pinned())
+                except Exception:  # never let one bad answer end the loop
+                    log.exception("pin check failed")
 
     async def _recheck_pins(self, backend: str) -> None:
         """A backend came (back) up: what it serves now may not be what it served before."""
@@ -403,11 +407,8 @@ class Proxy:
         if state is not None:
             was_ok = state.health.ok if state.health is not None else None
             state.health = result
-            if result.ok:
-                if was_ok is False:
-                    state.breaker.success()
-                    for hook in self.on_ready_hooks:
-                        await hook(name)
+            if result.ok and was_ok is False:
+                await self._backend_up(name)
         self.metrics.backend_up.labels(name).set(1 if result.ok else 0)
         return result
 
@@ -476,17 +477,15 @@ class Proxy:
             why = hook(variant)
             if why is not None:
                 return why
-        spec = rt.cfg.variants[variant]
         now = time.monotonic()
-        reasons = [self._backend_usable(rt, b, now) for b in (spec.backend, *spec.replicas)]
+        reasons = [self._backend_usable(rt, b, now) for b in rt.cfg.variants[variant].backends]
         if all(r is not None for r in reasons):
             return "; ".join(r for r in reasons if r)
         return None
 
     def _replicas(self, rt: Runtime, variant: str) -> list[str]:
         """The variant's backends, usable ones first, by fewest requests in flight."""
-        spec = rt.cfg.variants[variant]
-        names = [spec.backend, *spec.replicas]
+        names = list(rt.cfg.variants[variant].backends)
         if len(names) == 1:
             return names
         now = time.monotonic()
@@ -504,7 +503,6 @@ class Proxy:
         state = rt.backends[attempt.backend]
         proc = self.managed.get(attempt.backend)
         needs_slot = state.limiter.max_concurrency is not None
-        needs_start = proc is not None and proc.state != "ready"
 
         async def prepare() -> None:
             if proc is not None:
@@ -544,7 +542,7 @@ class Proxy:
             url=rt.urls[attempt.backend] + ENDPOINTS[endpoint][0],
             headers=rt.headers[attempt.backend],
             timeouts=rt.timeouts(attempt.variant, attempt.backend),
-            prepare=prepare if (needs_slot or needs_start or proc is not None) else None,
+            prepare=prepare if (needs_slot or proc is not None) else None,
         )
 
     def _check_headers(self, scope: Mapping[str, Any], limit: int) -> None:
