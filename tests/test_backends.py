@@ -22,7 +22,7 @@ from proxy.backends import (
     adapter_for,
 )
 from proxy.supervisor import find_free_port
-from tests.server_samples import LMSTUDIO_V0_MODELS, LMSTUDIO_V1_MODELS
+from tests.server_samples import LMSTUDIO_V0_MODELS, LMSTUDIO_V1_MODELS, vllm_models
 
 BASE = "http://127.0.0.1:18080"
 T = TypeVar("T")
@@ -138,36 +138,7 @@ OLLAMA_TAGS = {
 
 LMSTUDIO_UNKNOWN_ROUTE = {"error": "Unexpected endpoint or method. (GET /api/v0/models)"}
 
-VLLM_MODELS = {
-    "object": "list",
-    "data": [
-        {
-            "id": "Qwen/Qwen2.5-1.5B-Instruct",
-            "object": "model",
-            "created": 1764101234,
-            "owned_by": "vllm",
-            "root": "Qwen/Qwen2.5-1.5B-Instruct",
-            "parent": None,
-            "max_model_len": 32768,
-            "permission": [
-                {
-                    "id": "modelperm-5f1c0b5c1b2a4a8e9d3f7e6a5b4c3d2e",
-                    "object": "model_permission",
-                    "created": 1764101234,
-                    "allow_create_engine": False,
-                    "allow_sampling": True,
-                    "allow_logprobs": True,
-                    "allow_search_indices": False,
-                    "allow_view": True,
-                    "allow_fine_tuning": False,
-                    "organization": "*",
-                    "group": None,
-                    "is_blocking": False,
-                }
-            ],
-        }
-    ],
-}
+VLLM_MODELS = vllm_models("Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct")
 
 
 # -- adapter_for ------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from proxy.backends.identity import (
     ollama_blob_sha256,
     sha256_file,
 )
-from tests.server_samples import LMSTUDIO_V0_MODELS, LMSTUDIO_V1_MODELS
+from tests.server_samples import LMSTUDIO_V0_MODELS, LMSTUDIO_V1_MODELS, vllm_models
 
 BASE = "http://127.0.0.1:18080"
 T = TypeVar("T")
@@ -122,36 +122,7 @@ OLLAMA_SHOW = {
 
 # -- vLLM: vllm/entrypoints/openai/protocol.py ModelCard ---------------------------------------
 
-VLLM_MODELS = {
-    "object": "list",
-    "data": [
-        {
-            "id": "Qwen/Qwen2.5-Coder-7B-Instruct",
-            "object": "model",
-            "created": 1764101234,
-            "owned_by": "vllm",
-            "root": "/models/Qwen2.5-Coder-7B-Instruct",
-            "parent": None,
-            "max_model_len": 32768,
-            "permission": [
-                {
-                    "id": "modelperm-5f1c0b5c1b2a4a8e9d3f7e6a5b4c3d2e",
-                    "object": "model_permission",
-                    "created": 1764101234,
-                    "allow_create_engine": False,
-                    "allow_sampling": True,
-                    "allow_logprobs": True,
-                    "allow_search_indices": False,
-                    "allow_view": True,
-                    "allow_fine_tuning": False,
-                    "organization": "*",
-                    "group": None,
-                    "is_blocking": False,
-                }
-            ],
-        }
-    ],
-}
+VLLM_MODELS = vllm_models("Qwen/Qwen2.5-Coder-7B-Instruct", "/models/Qwen2.5-Coder-7B-Instruct")
 
 
 # -- llama.cpp -----------------------------------------------------------------------------------
