@@ -1,7 +1,7 @@
 """A fast fake OpenAI upstream for the overhead benchmark: as little work per request as possible.
 
 Raw ASGI on uvicorn with uvloop and httptools, no access log. It speaks the same
-wire format as `tests/fakeupstream.py` (and llama.cpp / vLLM):
+wire format as `tests/helpers/fakeupstream.py` (and llama.cpp / vLLM):
 
 * `POST /v1/chat/completions` → a `chat.completion` object, or with `"stream": true`
   `text/event-stream` with `data: {chunk}\\n\\n` events, a `finish_reason: "stop"`
@@ -28,7 +28,7 @@ import orjson
 import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root: tests.*
-from tests.openai_wire import DONE, chunk, event, full  # noqa: E402
+from tests.helpers.openai_wire import DONE, chunk, event, full  # noqa: E402
 
 DEFAULT_CHUNKS = 50
 _JSON = [(b"content-type", b"application/json")]
