@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from .bench.scheduler import BenchmarkConfig
-from .classify import ClassifierConfig
+from .classify import CLASSES, ClassifierConfig
 from .errors import ConfigError, ConfigIssue
 
 __all__ = [
@@ -44,9 +44,6 @@ __all__ = [
     "load_config",
     "parse_config",
 ]
-
-#: The request classes, in the default precedence order.
-CLASSES: tuple[str, ...] = ("completion", "complex", "multi-language", "instruction")
 
 Policy = Literal["enforce", "warn", "off"]
 BackendKind = Literal["ollama", "lmstudio", "llamacpp", "vllm", "openai"]
