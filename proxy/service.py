@@ -46,9 +46,9 @@ from .errors import (
 )
 from .httpclient import NativeClient
 from .limits import QueueFull, QueueTimeout
-from .lockfile import Lockfile
 from .metrics import Metrics
 from .pinning import (
+    Lockfile,
     LockfileError,
     PinChecker,
     PinState,

@@ -17,18 +17,17 @@ import respx
 import yaml
 
 from proxy.backends.identity import Identity, IdentityUnavailable
-from proxy.config import Pin, parse_config
+from proxy.config import Pin, PinningConfig, parse_config
 from proxy.errors import status_of
 from proxy.pin_cli import register_cli, run_cli
 from proxy.pinning import (
     FieldDrift,
+    IdentityTarget,
     LockEntry,
     Lockfile,
     LockfileError,
     PinChecker,
-    PinningConfig,
     PinState,
-    Target,
     canonical_quantization,
     compare,
     diff_lockfiles,
@@ -441,9 +440,9 @@ def test_lock_unknown_variant() -> None:
 
 def test_resolve_target() -> None:
     cfg = config()
-    assert resolve_target(cfg, "gemma") == Target("llamacpp", LLAMA, {}, "gemma")
+    assert resolve_target(cfg, "gemma") == IdentityTarget("llamacpp", LLAMA, {}, "gemma")
     assert resolve_target(cfg, "lazy") is None
-    assert resolve_target(cfg, "lazy", {"managed": "http://127.0.0.1:9999"}) == Target(
+    assert resolve_target(cfg, "lazy", {"managed": "http://127.0.0.1:9999"}) == IdentityTarget(
         "llamacpp", "http://127.0.0.1:9999", {}, "x"
     )
 

@@ -3,7 +3,7 @@
 YAML, stable and diff-friendly: variants sorted by name, fields sorted, one value
 per line, each entry with where and when it was read. Written atomically (temp
 file, fsync, rename); re-locking an unchanged identity keeps the entry as it was,
-so `git diff` shows only real changes. `proxy.pinning` compares against it.
+so `git diff` shows only real changes. :mod:`proxy.pinning.drift` compares against it.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from .backends.identity import Identity
-from .config import PinningConfig
+from ..backends.identity import Identity
+from ..config import PinningConfig
 
 __all__ = [
     "DEFAULT_LOCKFILE_NAME",
