@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cli import register_cli, run_cli
+from ..cli.bench import register_cli, run_cli
 
 parser = argparse.ArgumentParser(prog="python -m proxy.bench")
 register_cli(parser.add_subparsers(dest="command", required=True))

@@ -17,9 +17,9 @@ import respx
 import yaml
 
 from proxy.backends.identity import Identity, IdentityUnavailable
+from proxy.cli.pin import register_cli, run_cli
 from proxy.config import Pin, PinningConfig, parse_config
 from proxy.errors import status_of
-from proxy.pin_cli import register_cli, run_cli
 from proxy.pinning import (
     FieldDrift,
     IdentityTarget,

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from proxy.bench.cli import register_cli, run_cli
 from proxy.bench.suite import BUILTIN_SUITES
+from proxy.cli.bench import register_cli, run_cli
 from tests.helpers.config import ROOT, require_real_server
 
 pytestmark = pytest.mark.real_server

@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 from proxy.backends.identity import FileHashCache, sha256_file
+from proxy.cli.pin import register_cli, run_cli
 from proxy.config import load_config
-from proxy.pin_cli import register_cli, run_cli
 from proxy.pinning import (
     PinChecker,
     expectations,

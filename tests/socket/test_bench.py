@@ -21,12 +21,12 @@ from prometheus_client import CollectorRegistry
 
 from proxy.bench import ranking, report
 from proxy.bench.asgi import StreamingASGITransport
-from proxy.bench.cli import register_cli, run_cli
 from proxy.bench.client import SSEDecoder, request_body, run_request
 from proxy.bench.runner import percentile, summarize
 from proxy.bench.scheduler import BenchmarkConfig, BenchMetrics, BenchScheduler
 from proxy.bench.scoring import pass_at_k, score, toolchains
 from proxy.bench.suite import BUILTIN_SUITES, Suite, SuiteError, Task, extract, load_suite
+from proxy.cli.bench import register_cli, run_cli
 from tests.helpers.fakeupstream import run_server
 
 # -- suites -----------------------------------------------------------------------------------

@@ -12,21 +12,15 @@ from typing import TextIO
 
 import httpx
 
-from .backends import adapter_for
-from .backends.identity import FileHashCache
-from .config import RouterConfig, load_config
-from .errors import ConfigError
-from .pinning import (
-    LockfileError,
-    lock,
-    lockfile_path,
-    read_lockfile,
-    render_verify,
-    verify,
-    write_lockfile,
-)
-from .settings import Settings
-from .supervisor import BackendStartError, ManagedProcess, find_free_port, render_command
+from ..backends import adapter_for
+from ..backends.identity import FileHashCache
+from ..config import RouterConfig, load_config
+from ..errors import ConfigError
+from ..lockfile import LockfileError, lockfile_path, read_lockfile, write_lockfile
+from ..pinning import lock, render_verify, verify
+from ..settings import Settings
+from ..supervisor import BackendStartError, ManagedProcess, find_free_port, render_command
+from ._common import add_config, print_config_error
 
 __all__ = ["register_cli", "run_cli"]
 
@@ -38,12 +32,7 @@ def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         ("verify", "compare what the servers serve with the pins and the lockfile"),
     ):
         parser = sub.add_parser(name, help=help_text)
-        parser.add_argument(
-            "--config",
-            type=Path,
-            default=None,
-            help="routing config YAML (default: $VARIANT_PROXY_CONFIG or config/router.yaml)",
-        )
+        add_config(parser)
         parser.add_argument(
             "--lockfile",
             type=Path,
@@ -139,9 +128,7 @@ def run_cli(
     try:
         cfg = load_config(config_path)
     except ConfigError as exc:
-        print(f"error: invalid config {exc.source}", file=err)
-        for issue in exc.issues:
-            print(f"{issue}", file=err)
+        print_config_error(exc, err)
         return 2
     path = args.lockfile or lockfile_path(config_path, cfg.pinning)
     try:

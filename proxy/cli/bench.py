@@ -28,10 +28,10 @@ from typing import Any, TextIO
 
 import httpx
 
-from .report import Regression, compare, text_table, write_outputs
-from .runner import RunSettings, VariantTarget, run_benchmark, variant_identity
-from .suite import BUILTIN_SUITES, Suite, SuiteError, load_suite
-from .usage import backend_pid
+from ..bench.report import Regression, compare, text_table, write_outputs
+from ..bench.runner import RunSettings, VariantTarget, run_benchmark, variant_identity
+from ..bench.suite import BUILTIN_SUITES, Suite, SuiteError, load_suite
+from ..bench.usage import backend_pid
 
 __all__ = ["register_cli", "run_cli"]
 

@@ -1,0 +1,174 @@
+"""`variant-proxy serve`: the proxy under uvicorn, one process or several workers.
+
+One process runs uvicorn on uvloop (when installed) with SIGHUP reloading the config
+and SIGTERM/SIGINT draining to a clean exit. `--workers N` hands the socket to
+uvicorn's supervisor instead; each worker builds its app from the environment
+(`proxy.app:app_from_env`) and metrics are summed across them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import math
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+import uvicorn
+
+from ..config import RouterConfig
+from ..errors import ConfigError
+from ..settings import Settings
+from ._common import print_config_error
+
+__all__ = ["cmd_serve"]
+
+
+def cmd_serve(settings: Settings, err: TextIO) -> int:
+    from ..app import create_app
+
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # one line per health probe and request is noise; uvicorn's access log already has requests
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.root.level))
+    try:
+        app = create_app(settings.config)
+    except ConfigError as exc:
+        print_config_error(exc, err)
+        return 1
+    proxy = app.state.proxy
+    if not _is_loopback(settings.host) and not proxy.keys.enabled and not settings.allow_remote:
+        print(
+            f"error: refusing to listen on {settings.host} without API keys: anyone who can "
+            "reach it could use your models. Set server.auth.api_keys_env (or api_keys_file), "
+            "or pass --allow-remote / VARIANT_PROXY_ALLOW_REMOTE=1 if something else guards it.",
+            file=err,
+        )
+        return 1
+    shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "[::]") else settings.host
+    base = f"http://{shown}:{settings.port}"
+    cfg = proxy.runtime.cfg
+    if settings.workers > 1:
+        return _serve_workers(settings, cfg, base, err)
+    print(_banner(base, cfg), file=err, flush=True)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=math.ceil(cfg.server.drain_timeout),
+        server_header=False,
+        access_log=settings.access_log,
+    )
+    server = _Server(config)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+
+        def reload() -> None:
+            try:
+                proxy.reload()
+            except ConfigError as exc:
+                logging.getLogger("variant_proxy").error("reload failed, keeping config: %s", exc)
+
+        loop.add_signal_handler(signal.SIGHUP, reload)
+        await server.serve()
+
+    # uvloop when installed, as uvicorn.run would choose
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(run())
+    return 0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a SIGTERM/SIGINT handled by draining is a clean exit
+    (status 0) rather than re-raised to kill the process afterwards."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals can only be handled on the main thread
+            return
+        stop = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in stop}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _serve_workers(settings: Settings, cfg: RouterConfig, base: str, err: TextIO) -> int:
+    """Several worker processes on one socket (uvicorn's supervisor).
+
+    Metrics use prometheus_client's multiprocess mode, so /metrics on any worker shows
+    the sum over all of them. Health, breaker, queue and pin state are per worker. SIGHUP
+    restarts the workers, which reload the config.
+    """
+    import shutil
+
+    if any(b.managed for b in cfg.backends.values()):
+        print(
+            "error: managed backends (backends.*.command) run in one process; "
+            "use --workers 1, or start the model server yourself and give its url",
+            file=err,
+        )
+        return 1
+    metrics_dir = Path(
+        os.environ.get("PROMETHEUS_MULTIPROC_DIR") or Path(cfg.server.state_dir) / "metrics"
+    )
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
+    os.environ["VARIANT_PROXY_CONFIG"] = str(settings.config)
+    print(_banner(base, cfg) + f"\n  workers: {settings.workers}", file=err, flush=True)
+    uvicorn.run(
+        "proxy.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=math.ceil(cfg.server.drain_timeout),
+        server_header=False,
+        access_log=settings.access_log,
+    )
+    return 0
+
+
+def _banner(base: str, cfg: RouterConfig) -> str:
+    names = ", ".join(["auto", *cfg.variants])
+    body = (
+        '{"model": "auto", "messages": [{"role": "user", '
+        '"content": "Write a Python function that reverses a string."}]}'
+    )
+    return "\n".join(
+        [
+            f"variant-proxy: point OpenAI clients at {base}/v1 "
+            + (
+                "(api_key: one of the keys in server.auth)"
+                if cfg.server.auth.api_keys_env or cfg.server.auth.api_keys_file
+                else "(api_key: any string)"
+            ),
+            f"  models:  {names}",
+            f"  metrics: {base}/metrics   backends: {base}/backends   ready: {base}/ready",
+            f"  try:     curl -s {base}/v1/chat/completions -H 'content-type: application/json' "
+            f"-d '{body}'",
+        ]
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
