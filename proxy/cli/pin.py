@@ -16,8 +16,15 @@ from ..backends import adapter_for
 from ..backends.identity import FileHashCache
 from ..config import RouterConfig, load_config
 from ..errors import ConfigError
-from ..lockfile import LockfileError, lockfile_path, read_lockfile, write_lockfile
-from ..pinning import lock, render_verify, verify
+from ..pinning import (
+    LockfileError,
+    lock,
+    lockfile_path,
+    read_lockfile,
+    render_verify,
+    verify,
+    write_lockfile,
+)
 from ..settings import Settings
 from ..supervisor import BackendStartError, ManagedProcess, find_free_port, render_command
 from ._common import add_config, print_config_error
