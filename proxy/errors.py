@@ -5,8 +5,10 @@
     │   ├── InvalidRequest            400 bad JSON, missing or mistyped field
     │   ├── Unauthorized              401 missing or wrong API key
     │   ├── ModelNotFound             404 unknown model name
+    │   ├── EndpointNotFound          404 no such path
     │   ├── MethodNotAllowed          405
     │   ├── VersionMismatch           409 pinned model version drifted
+    │   ├── InvalidConfig             400 `/admin/reload` of an invalid config
     │   ├── PayloadTooLarge           413 body over `server.max_body_bytes`
     │   └── HeadersTooLarge           431 headers over `server.max_header_bytes`
     ├── Unavailable                   503 no eligible variant
@@ -34,7 +36,9 @@ import orjson
 __all__ = [
     "ConfigError",
     "ConfigIssue",
+    "EndpointNotFound",
     "HeadersTooLarge",
+    "InvalidConfig",
     "InvalidRequest",
     "MethodNotAllowed",
     "ModelNotFound",
@@ -51,12 +55,16 @@ __all__ = [
     "UpstreamUnreachable",
     "VersionMismatch",
     "error_body",
+    "render",
     "status_of",
 ]
 
 
 class ProxyError(Exception):
-    """An error the client is told about, as an OpenAI-style JSON error."""
+    """An error the client is told about, as an OpenAI-style JSON error.
+
+    `retry_after` (seconds), when set, becomes a `Retry-After` header.
+    """
 
     type: str = "server_error"
     code: str = "internal_error"
@@ -68,6 +76,7 @@ class ProxyError(Exception):
         param: str | None = None,
         code: str | None = None,
         extra: dict[str, Any] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -75,6 +84,7 @@ class ProxyError(Exception):
         if code is not None:
             self.code = code
         self.extra = extra or {}
+        self.retry_after = retry_after
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {
@@ -105,6 +115,10 @@ class ModelNotFound(RequestError):
     code = "model_not_found"
 
 
+class EndpointNotFound(RequestError):
+    code = "not_found"
+
+
 class MethodNotAllowed(RequestError):
     code = "method_not_allowed"
 
@@ -121,13 +135,21 @@ class HeadersTooLarge(RequestError):
     code = "request_header_fields_too_large"
 
 
+class InvalidConfig(RequestError):
+    """A reload was asked for and the new config is invalid: 400 with every issue."""
+
+    code = "invalid_config"
+
+    def __init__(self, error: ConfigError) -> None:
+        super().__init__(
+            "invalid config; the running config is kept",
+            extra={"issues": [str(i) for i in error.issues]},
+        )
+
+
 class Unavailable(ProxyError):
     type = "server_error"
     code = "no_backend_available"
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
-        super().__init__(message, **kw)
-        self.retry_after = retry_after
 
 
 class UpstreamError(ProxyError):
@@ -137,10 +159,6 @@ class UpstreamError(ProxyError):
 
 class UpstreamBusy(UpstreamError):
     code = "backend_busy"
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
-        super().__init__(message, **kw)
-        self.retry_after = retry_after
 
 
 class UpstreamUnreachable(UpstreamError):
@@ -168,7 +186,7 @@ def status_of(exc: ProxyError) -> int:
     match exc:
         case Unauthorized():
             return 401
-        case ModelNotFound():
+        case ModelNotFound() | EndpointNotFound():
             return 404
         case MethodNotAllowed():
             return 405
@@ -194,6 +212,25 @@ def status_of(exc: ProxyError) -> int:
 
 def error_body(exc: ProxyError) -> bytes:
     return orjson.dumps(exc.body())
+
+
+def render(
+    exc: ProxyError, extra: dict[str, Any] | None = None
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The one rendering of an error as HTTP: status, headers and the JSON body.
+
+    `extra` adds top-level keys beside `error` (`/admin/reload` says `"reloaded": false`).
+    Every error response leaves through here: the ASGI edge, the app's handlers and the CLI.
+    """
+    document = exc.body() if extra is None else {**extra, **exc.body()}
+    body = orjson.dumps(document)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if exc.retry_after is not None:
+        headers.append((b"retry-after", str(max(1, round(exc.retry_after))).encode()))
+    return status_of(exc), headers, body
 
 
 class ConfigIssue:

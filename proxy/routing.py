@@ -23,14 +23,16 @@ from typing import Any, Literal
 
 from .config import CLASSES, RouteCandidate, RouterConfig
 
-__all__ = ["Decision", "Eligibility", "Router", "Target"]
+__all__ = ["Decision", "Eligibility", "Ranker", "RouteTarget", "Router"]
 
 #: None when the variant may serve, else why not ("backend down", "pin drifted").
 Eligibility = Callable[[str], str | None]
+#: Orders a route's candidates for a class by evidence (benchmark results).
+Ranker = Callable[[list[str], str], list[str]]
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
+class RouteTarget:
     kind: Literal["variant", "class", "auto"]
     name: str
 
@@ -64,17 +66,17 @@ class Router:
 
     def __init__(self, cfg: RouterConfig) -> None:
         self.cfg = cfg
-        names: dict[str, Target] = {"auto": Target("auto", "auto")}
+        names: dict[str, RouteTarget] = {"auto": RouteTarget("auto", "auto")}
         for cls in CLASSES:
-            names[cls] = Target("class", cls)
+            names[cls] = RouteTarget("class", cls)
         for name, variant in cfg.variants.items():
-            names[name] = Target("variant", name)
+            names[name] = RouteTarget("variant", name)
             for alias in variant.aliases:
-                names[alias] = Target("variant", name)
+                names[alias] = RouteTarget("variant", name)
         self._names = names
         self._infill = frozenset(n for n, v in cfg.variants.items() if v.fim is not None)
 
-    def resolve(self, model: str) -> Target | None:
+    def resolve(self, model: str) -> RouteTarget | None:
         return self._names.get(model)
 
     def known_names(self) -> list[str]:
@@ -93,7 +95,7 @@ class Router:
         needs_infill: bool = False,
         eligible: Eligibility | None = None,
         draw: float = 0.0,
-        rank: Callable[[list[str], str], list[str]] | None = None,
+        rank: Ranker | None = None,
     ) -> tuple[list[str], dict[str, str]]:
         """Ordered variants to try for a class, and why the others were skipped.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -23,7 +23,7 @@ from .classify import Classifier
 from .config import Backend, Breaker, RouterConfig, Timeouts
 from .errors import InvalidRequest, ModelNotFound, Unavailable, UpstreamBusy
 from .limits import Limiter
-from .routing import Decision, Eligibility, Router
+from .routing import Decision, Eligibility, Ranker, Router
 
 __all__ = ["ENDPOINTS", "PATH_TO_ENDPOINT", "BackendState", "Runtime", "parse_payload"]
 
@@ -119,7 +119,7 @@ class Runtime:
         endpoint: str,
         payload: Mapping[str, Any],
         eligible: Eligibility | None = None,
-        rank: Callable[[list[str], str], list[str]] | None = None,
+        rank: Ranker | None = None,
     ) -> Decision:
         """Classify (when asked to) and order the candidates. Pure apart from a random draw."""
         model = str(payload["model"])

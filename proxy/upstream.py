@@ -41,7 +41,7 @@ from .errors import (
 )
 from .httpclient import NativeClient, NativeResponse
 
-__all__ = ["ClientGone", "Observation", "Relay", "Target", "sse_error_event"]
+__all__ = ["ClientGone", "Observation", "Relay", "AttemptTarget", "sse_error_event"]
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -60,7 +60,7 @@ class ClientGone(Exception):
 
 
 @dataclass(slots=True)
-class Target:
+class AttemptTarget:
     """Where one attempt goes."""
 
     backend: str
@@ -94,7 +94,7 @@ def sse_error_event(exc: ProxyError) -> bytes:
     return b"data: " + orjson.dumps(exc.body()) + b"\n\n"
 
 
-def _translate(exc: httpx.HTTPError, target: Target, phase: str) -> UpstreamError:
+def _translate(exc: httpx.HTTPError, target: AttemptTarget, phase: str) -> UpstreamError:
     where = f"backend {target.backend!r} ({target.url})"
     match exc:
         case httpx.ConnectTimeout() | httpx.PoolTimeout():
@@ -154,7 +154,7 @@ class Relay:
 
     async def run(
         self,
-        target: Target,
+        target: AttemptTarget,
         content: bytes,
         *,
         stream: bool,
@@ -228,7 +228,7 @@ class Relay:
             elif opener.done() and not opener.cancelled() and opener.exception() is None:
                 await opener.result().response.aclose()
 
-    async def _send_request(self, target: Target, content: bytes) -> Response:
+    async def _send_request(self, target: AttemptTarget, content: bytes) -> Response:
         t = target.timeouts
         if self.native is not None and target.url.startswith("http://"):
             return await self.native.send(
@@ -248,7 +248,7 @@ class Relay:
         )
         return await self.client.send(request, stream=True)
 
-    async def _open(self, target: Target, content: bytes, stream: bool) -> _Opened:
+    async def _open(self, target: AttemptTarget, content: bytes, stream: bool) -> _Opened:
         if target.prepare is not None:
             await target.prepare()
         try:
@@ -287,7 +287,7 @@ class Relay:
 
     async def _answer(
         self,
-        target: Target,
+        target: AttemptTarget,
         opened: _Opened,
         stream: bool,
         headers: Headers,
@@ -354,7 +354,7 @@ class Relay:
 
     async def _pump_supervised(
         self,
-        target: Target,
+        target: AttemptTarget,
         opened: _Opened,
         send: Send,
         watch: asyncio.Future[Any],

@@ -28,7 +28,7 @@ from proxy.httpclient import (
     UnsupportedProtocol,
     WriteTimeout,
 )
-from proxy.upstream import Target, _translate
+from proxy.upstream import AttemptTarget, _translate
 from tests.helpers.config import make_config, write_config
 from tests.helpers.fakeupstream import FakeUpstream, Seen, free_port, run_server
 
@@ -655,7 +655,7 @@ def test_unread_answer_closed_early_is_not_pooled() -> None:
 
 
 def test_translate_maps_native_errors() -> None:
-    target = Target("b", "v", "http://x", {}, None)  # type: ignore[arg-type]
+    target = AttemptTarget("b", "v", "http://x", {}, None)  # type: ignore[arg-type]
     assert _translate(ConnectError("refused"), target, "x").code == "upstream_unreachable"
     assert _translate(ConnectTimeout("slow"), target, "x").code == "upstream_timeout"
     assert _translate(WriteTimeout("slow"), target, "x").code == "upstream_timeout"

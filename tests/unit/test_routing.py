@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from proxy.config import parse_config
-from proxy.routing import Router, Target
+from proxy.routing import Router, RouteTarget
 
 
 def router(routes: dict[str, Any] | None = None) -> Router:
@@ -27,16 +27,16 @@ def router(routes: dict[str, Any] | None = None) -> Router:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("a", Target("variant", "a")),
-        ("alpha", Target("variant", "a")),
-        ("auto", Target("auto", "auto")),
-        ("complex", Target("class", "complex")),
-        ("multi-language", Target("class", "multi-language")),
+        ("a", RouteTarget("variant", "a")),
+        ("alpha", RouteTarget("variant", "a")),
+        ("auto", RouteTarget("auto", "auto")),
+        ("complex", RouteTarget("class", "complex")),
+        ("multi-language", RouteTarget("class", "multi-language")),
         ("nope", None),
         ("", None),
     ],
 )
-def test_resolve(name: str, expected: Target | None) -> None:
+def test_resolve(name: str, expected: RouteTarget | None) -> None:
     assert router().resolve(name) == expected
 
 

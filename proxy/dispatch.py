@@ -1,0 +1,357 @@
+"""One request after the edge has read it: decide, then attempt candidates until one answers.
+
+`Dispatcher.decide` asks the config's `Runtime` for a decision (classification
+and route) with this process's live eligibility (breakers, full queues, pins)
+and the benchmark ranking. `Dispatcher.dispatch` then walks the candidates,
+each variant's replicas by fewest requests in flight, and runs one `Relay`
+attempt per replica: an attempt that fails before its first byte falls through
+to the next, and the client sees the first success or the last error.
+
+The dispatcher owns what one attempt changes: the breaker's verdict, the
+concurrency slot, in-flight counts, fallback and upstream-error metrics. What
+it needs from the long-lived service (HTTP clients, managed processes, the pin
+guard, the ranking) is handed to it when it is built; it never calls back up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from .classify import CLASSES
+from .errors import ProxyError, UpstreamBusy, UpstreamError, UpstreamUnreachable
+from .httpclient import NativeClient
+from .limits import QueueFull, QueueTimeout
+from .metrics import Metrics
+from .pinning.guard import PinGuard
+from .routing import Decision, Eligibility, Ranker
+from .runtime import ENDPOINTS, Runtime
+from .streammeter import StreamMeter, observe
+from .supervisor import BackendStartError, ManagedProcess
+from .upstream import AttemptTarget, ClientGone, Headers, Observation, Relay, Send
+
+__all__ = ["Dispatcher", "Outcome", "backend_usable", "header_safe"]
+
+log = logging.getLogger("variant_proxy")
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one request did, for the edge's request metrics."""
+
+    cls: str = "none"
+    variant: str = "none"
+    status: int = 500
+    #: seconds spent waiting on backends, over every attempt
+    upstream_seconds: float = 0.0
+    obs: Observation | None = None
+
+
+@dataclass(slots=True)
+class _Attempt:
+    variant: str
+    backend: str
+
+
+def header_safe(text: str, limit: int = 200) -> bytes:
+    """`text` as a printable-ASCII header value, cut to `limit` characters."""
+    clean = "".join(ch if " " <= ch <= "~" else "?" for ch in text)
+    return clean[:limit].encode("ascii")
+
+
+def _kind(exc: ProxyError) -> str:
+    return exc.code.removeprefix("upstream_")
+
+
+def backend_usable(rt: Runtime, name: str, now: float) -> str | None:
+    """None if backend `name` can take a request now, else why not."""
+    state = rt.backends.get(name)
+    if state is None:
+        return "unknown backend"
+    if not state.breaker.available(now):
+        return f"backend {name} circuit open"
+    if state.limiter.busy():
+        return f"backend {name} busy (queue full)"
+    return None
+
+
+class Dispatcher:
+    """Decides and relays requests; built once per started service."""
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        client: httpx.AsyncClient,
+        *,
+        native: NativeClient | None,
+        managed: Mapping[str, ManagedProcess],
+        pins: PinGuard,
+        rank: Ranker | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.client = client
+        self.native = native
+        self.managed = managed
+        self.pins = pins
+        self.rank = rank
+
+    # -- deciding -----------------------------------------------------------------------------
+
+    def eligibility(self, rt: Runtime) -> Eligibility:
+        """None when a variant may serve, else why not. Bound to `rt` so a reload
+        mid-request can't mix two configs."""
+
+        def eligible(variant: str) -> str | None:
+            why = self.pins.eligible(variant)
+            if why is not None:
+                return why
+            now = time.monotonic()
+            reasons = [backend_usable(rt, b, now) for b in rt.cfg.variants[variant].backends]
+            if all(r is not None for r in reasons):
+                return "; ".join(r for r in reasons if r)
+            return None
+
+        return eligible
+
+    def decide(self, rt: Runtime, endpoint: str, payload: Mapping[str, Any]) -> Decision:
+        """The routing decision for one parsed request, as `/route/explain` shows it."""
+        return rt.decide(endpoint, payload, self.eligibility(rt), self.rank)
+
+    def _replicas(self, rt: Runtime, variant: str) -> list[str]:
+        """The variant's backends, usable ones first, by fewest requests in flight."""
+        names = list(rt.cfg.variants[variant].backends)
+        if len(names) == 1:
+            return names
+        now = time.monotonic()
+
+        def key(b: str) -> tuple[bool, int]:
+            return (backend_usable(rt, b, now) is not None, rt.backends[b].in_flight)
+
+        return sorted(names, key=key)
+
+    # -- one request ----------------------------------------------------------------------------
+
+    async def dispatch(
+        self,
+        rt: Runtime,
+        endpoint: str,
+        payload: dict[str, Any],
+        raw: bytes,
+        *,
+        headers: Headers,
+        watch: asyncio.Future[Any],
+        send: Send,
+        outcome: Outcome,
+    ) -> None:
+        """Decide, then relay to the first candidate that answers. Fills `outcome`."""
+        t0 = time.perf_counter()
+        decision = self.decide(rt, endpoint, payload)
+        self.metrics.classification_seconds.observe(time.perf_counter() - t0)
+        if decision.cls in CLASSES and decision.rule != "model":
+            self.metrics.classifications.labels(decision.cls, decision.rule).inc()
+        if decision.cls == "direct":
+            self.pins.check_direct(decision.candidates[0])
+        outcome.cls, outcome.variant = decision.cls, decision.candidates[0]
+        headers += [
+            (b"x-route-class", decision.cls.encode()),
+            (b"x-route-reason", header_safe(decision.reason)),
+        ]
+        stream = bool(payload.get("stream", False)) and endpoint != "embeddings"
+        await self._attempts(
+            rt, endpoint, decision, payload, raw, stream, headers, send, watch, outcome
+        )
+
+    async def _attempts(
+        self,
+        rt: Runtime,
+        endpoint: str,
+        decision: Decision,
+        payload: dict[str, Any],
+        raw: bytes,
+        stream: bool,
+        headers: Headers,
+        send: Send,
+        watch: asyncio.Future[Any],
+        outcome: Outcome,
+    ) -> None:
+        relay = Relay(
+            self.client,
+            native=self.native,
+            keepalive_after=rt.cfg.server.keepalive_after,
+            keepalive_interval=rt.cfg.server.keepalive_interval,
+            max_response_bytes=rt.cfg.server.max_response_bytes,
+        )
+        attempts = [_Attempt(v, b) for v in decision.candidates for b in self._replicas(rt, v)]
+        first = attempts[0].variant
+        last_error: UpstreamError | None = None
+        previous: str | None = None
+        for attempt in attempts:
+            name = attempt.variant
+            breaker = rt.backends[attempt.backend].breaker
+            trial = breaker.state(time.monotonic()) == "half-open"
+            # A half-open breaker lets one trial through; a request that names its variant
+            # directly (a single candidate) goes anyway and reports what it finds.
+            if not breaker.allow(time.monotonic()) and len(attempts) > 1:
+                continue
+            if previous is not None and previous != name:
+                self.metrics.fallbacks.labels(previous, name).inc()
+            previous = name
+            attempt_headers = headers + [(b"x-route-variant", name.encode())]
+            pin = self.pins.header(name)
+            if pin is not None:
+                attempt_headers.append((b"x-route-pin", pin))
+            if name != first:
+                attempt_headers.append((b"x-route-fallback-from", first.encode()))
+            obs = Observation()
+            meter = StreamMeter(started=time.perf_counter(), stream=stream)
+            obs.meter, obs.on_chunk = meter, meter.feed
+            target = self._target(rt, attempt, endpoint, obs)
+            content = rt.body_for(name, endpoint, payload, raw)
+            try:
+                await self._attempt(
+                    relay,
+                    rt,
+                    target,
+                    content,
+                    stream,
+                    attempt_headers,
+                    send,
+                    watch,
+                    obs,
+                    trial,
+                    outcome,
+                )
+            except UpstreamError as exc:
+                last_error = exc
+                continue
+            outcome.variant, outcome.obs = name, obs
+            outcome.status = obs.status or 200
+            return
+        if last_error is None:
+            last_error = UpstreamUnreachable("every candidate's circuit breaker is open")
+        raise last_error
+
+    async def _attempt(
+        self,
+        relay: Relay,
+        rt: Runtime,
+        target: AttemptTarget,
+        content: bytes,
+        stream: bool,
+        headers: Headers,
+        send: Send,
+        watch: asyncio.Future[Any],
+        obs: Observation,
+        trial: bool,
+        outcome: Outcome,
+    ) -> None:
+        """One relay attempt and its bookkeeping: in-flight counts, the slot, the breaker."""
+        name, backend = target.variant, target.backend
+        state = rt.backends[backend]
+        breaker = state.breaker
+        judged = early = False
+        gauge = self.metrics.in_flight.labels(name)
+        gauge.inc()
+        state.in_flight += 1
+        try:
+            await relay.run(
+                target, content, stream=stream, headers=headers, send=send, watch=watch, obs=obs
+            )
+        except UpstreamError as exc:
+            early = True
+            self.metrics.upstream_errors.labels(backend, _kind(exc)).inc()
+            if not isinstance(exc, UpstreamBusy):
+                breaker.failure(time.monotonic())
+                judged = True
+            log.warning(
+                "variant %s (%s) failed before its first byte: %s", name, backend, exc.message
+            )
+            raise
+        except ClientGone:
+            self.metrics.client_disconnects.labels(name).inc()
+            raise
+        finally:
+            gauge.dec()
+            if obs.started:
+                outcome.upstream_seconds += (obs.last_byte or time.perf_counter()) - obs.started
+            state.in_flight -= 1
+            if obs.slot_acquired:
+                state.limiter.release()
+            if early:
+                pass  # failed before the first byte: judged above
+            elif obs.error is not None:  # reported in-stream after the commit
+                self.metrics.upstream_errors.labels(backend, _kind(obs.error)).inc()
+                breaker.failure(time.monotonic())
+                judged = True
+            elif obs.status is not None and obs.status < 500:
+                breaker.success()
+                judged = True
+            if trial and not judged:
+                # the trial ended without a verdict (client gone, queue full): give it back
+                breaker.release_trial()
+
+    def _target(
+        self, rt: Runtime, attempt: _Attempt, endpoint: str, obs: Observation
+    ) -> AttemptTarget:
+        backend = rt.cfg.backends[attempt.backend]
+        state = rt.backends[attempt.backend]
+        proc = self.managed.get(attempt.backend)
+        needs_slot = state.limiter.max_concurrency is not None
+        metrics = self.metrics
+
+        async def prepare() -> None:
+            if proc is not None:
+                proc.touch()
+                if proc.state != "ready":
+                    try:
+                        await proc.ensure_started()
+                    except BackendStartError as exc:
+                        raise UpstreamUnreachable(str(exc)) from exc
+            if needs_slot:
+                waited = time.perf_counter()
+                metrics.queue_depth.labels(attempt.backend).set(state.limiter.queued + 1)
+                try:
+                    await state.limiter.acquire()
+                except QueueFull:
+                    raise UpstreamBusy(
+                        f"backend {attempt.backend!r} is at max_concurrency "
+                        f"({backend.max_concurrency}) and its queue is full",
+                        retry_after=backend.queue_timeout / 4,
+                    ) from None
+                except QueueTimeout:
+                    raise UpstreamBusy(
+                        f"backend {attempt.backend!r}: waited over queue_timeout "
+                        f"({backend.queue_timeout:g}s) for a free slot",
+                        retry_after=backend.queue_timeout / 4,
+                    ) from None
+                finally:
+                    metrics.queue_depth.labels(attempt.backend).set(state.limiter.queued)
+                obs.slot_acquired = True
+                metrics.queue_wait.labels(attempt.backend).observe(time.perf_counter() - waited)
+
+        return AttemptTarget(
+            backend=attempt.backend,
+            variant=attempt.variant,
+            url=rt.urls[attempt.backend] + ENDPOINTS[endpoint][0],
+            headers=rt.headers[attempt.backend],
+            timeouts=rt.timeouts(attempt.variant, attempt.backend),
+            prepare=prepare if (needs_slot or proc is not None) else None,
+        )
+
+    def record(self, endpoint: str, outcome: Outcome, started: float) -> None:
+        """The request's metrics: overhead, count, duration, and what the meter read."""
+        elapsed = time.perf_counter() - started
+        metrics = self.metrics
+        metrics.overhead.labels(endpoint).observe(max(0.0, elapsed - outcome.upstream_seconds))
+        metrics.requests.labels(endpoint, outcome.cls, outcome.variant, str(outcome.status)).inc()
+        metrics.request_duration.labels(endpoint, outcome.variant).observe(elapsed)
+        obs = outcome.obs
+        if obs is not None and obs.meter is not None:
+            obs.meter.started = started
+            observe(metrics, endpoint, outcome.variant, obs.meter.result())
