@@ -135,6 +135,16 @@ class Dispatcher:
 
         return sorted(names, key=key)
 
+    def relay(self, rt: Runtime) -> Relay:
+        """The relay for one request under `rt`'s server settings."""
+        return Relay(
+            self.client,
+            native=self.native,
+            keepalive_after=rt.cfg.server.keepalive_after,
+            keepalive_interval=rt.cfg.server.keepalive_interval,
+            max_response_bytes=rt.cfg.server.max_response_bytes,
+        )
+
     # -- one request ----------------------------------------------------------------------------
 
     async def dispatch(
@@ -180,13 +190,7 @@ class Dispatcher:
         watch: asyncio.Future[Any],
         outcome: Outcome,
     ) -> None:
-        relay = Relay(
-            self.client,
-            native=self.native,
-            keepalive_after=rt.cfg.server.keepalive_after,
-            keepalive_interval=rt.cfg.server.keepalive_interval,
-            max_response_bytes=rt.cfg.server.max_response_bytes,
-        )
+        relay = self.relay(rt)
         attempts = [_Attempt(v, b) for v in decision.candidates for b in self._replicas(rt, v)]
         first = attempts[0].variant
         last_error: UpstreamError | None = None
