@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -38,26 +39,64 @@ from prometheus_client import ProcessCollector
 
 from .metrics import Metrics
 
-__all__ = ["ResourceSampler", "loopback_port"]
+__all__ = ["ResourceSampler", "listening_pid", "loopback_port"]
 
 log = logging.getLogger("variant_proxy.resources")
 
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]", "0.0.0.0", "::"})
 _PROC_ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError)
 
 
 def loopback_port(url: str) -> int | None:
-    """The TCP port of a URL on this machine, else None (a remote backend)."""
+    """The TCP port of a URL served on this machine, else None (a remote backend).
+
+    On this machine: `localhost`, a loopback address (127.0.0.0/8, ::1) or a wildcard
+    one (0.0.0.0, ::) that a server may be configured with. No port: the scheme's.
+    """
     try:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
-        if host not in _LOOPBACK and not host.startswith("127."):
-            return None
-        if parts.port is not None:
-            return parts.port
+        port = parts.port
     except ValueError:
         return None
+    if not _on_this_machine(host):
+        return None
+    if port is not None:
+        return port
     return {"http": 80, "https": 443}.get(parts.scheme)
+
+
+def _on_this_machine(host: str) -> bool:
+    if host == "localhost" or host.startswith("127."):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def listening_pid(port: int) -> int | None:
+    """The pid listening on a local TCP port, if this user may see it, else None.
+
+    Shared by the resource sampler and the benchmark's usage sampler. Never raises:
+    a listing psutil can't make is the same as no listener.
+    """
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except psutil.AccessDenied:  # macOS without root: ask process by process
+        for proc in psutil.process_iter():
+            with contextlib.suppress(*_PROC_ERRORS):
+                for c in proc.net_connections(kind="tcp"):
+                    if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port:
+                        return int(proc.pid)
+        return None
+    except (psutil.Error, OSError):
+        return None
+    for conn in conns:
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+            if conn.pid is not None:
+                return int(conn.pid)
+    return None
 
 
 @dataclass(slots=True)
@@ -192,7 +231,7 @@ class ResourceSampler:
             fresh = now - at < self.port_cache_ttl
             if proc is not None or (cached_pid is None and fresh):
                 return proc
-        found = _listener(port)
+        found = listening_pid(port)
         self._ports[port] = (found, now)
         return self._process(found) if found else None
 
@@ -328,21 +367,3 @@ def _usage(tree: list[psutil.Process]) -> _Usage:
         usage.threads += threads
         usage.processes += 1
     return usage
-
-
-def _listener(port: int) -> int | None:
-    """The pid listening on a local TCP port, if this user may see it."""
-    try:
-        conns = psutil.net_connections(kind="tcp")
-    except psutil.AccessDenied:  # macOS without root: ask process by process
-        for proc in psutil.process_iter():
-            with contextlib.suppress(*_PROC_ERRORS):
-                for c in proc.net_connections(kind="tcp"):
-                    if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port:
-                        return int(proc.pid)
-        return None
-    for conn in conns:
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
-            if conn.pid is not None:
-                return int(conn.pid)
-    return None
