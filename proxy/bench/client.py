@@ -12,7 +12,8 @@ token and the gaps between tokens are seen as the client sees them. Times are
   there is only one chunk).
 
 Output tokens come from the usage chunk when the backend sends one, else
-from the number of text chunks.
+from the number of text chunks. The stream is parsed by `proxy.sse`, the same
+parser that meters relayed streams.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from typing import Any
 import httpx
 import orjson
 
+from ..sse import SSEDecoder
 from .suite import Task
 
-__all__ = ["BENCH_HEADER", "SSEDecoder", "Sample", "request_body", "run_request"]
+__all__ = ["BENCH_HEADER", "Sample", "request_body", "run_request"]
 
 #: Sent with every benchmark request so the proxy can tell them from user traffic.
 BENCH_HEADER = "x-variant-proxy-bench"
@@ -53,45 +55,6 @@ class Sample:
         out = asdict(self)
         del out["gaps"]
         return out
-
-
-class SSEDecoder:
-    """Incremental `text/event-stream` decoder: feed bytes, get each event's data."""
-
-    def __init__(self) -> None:
-        self._buffer = b""
-        self._data: list[bytes] = []
-
-    def feed(self, chunk: bytes) -> list[str]:
-        self._buffer += chunk
-        events: list[str] = []
-        while True:
-            cut = self._buffer.find(b"\n")
-            if cut < 0:
-                return events
-            line = self._buffer[:cut].rstrip(b"\r")
-            self._buffer = self._buffer[cut + 1 :]
-            self._line(line, events)
-
-    def flush(self) -> list[str]:
-        events: list[str] = []
-        if self._buffer:
-            self._line(self._buffer.rstrip(b"\r"), events)
-            self._buffer = b""
-        self._line(b"", events)
-        return events
-
-    def _line(self, line: bytes, events: list[str]) -> None:
-        if not line:
-            if self._data:
-                events.append(b"\n".join(self._data).decode("utf-8", "replace"))
-                self._data = []
-            return
-        if line.startswith(b":"):
-            return
-        name, _, value = line.partition(b":")
-        if name == b"data":
-            self._data.append(value[1:] if value.startswith(b" ") else value)
 
 
 def request_body(
@@ -157,11 +120,11 @@ async def run_request(
                 return sample
             async for raw_chunk in response.aiter_raw():
                 now = time.perf_counter()
-                for data in decoder.feed(raw_chunk):
-                    chunks += _handle(data, sample, pieces, token_times, now)
+                for event in decoder.feed(raw_chunk):
+                    chunks += _handle(_text(event.data), sample, pieces, token_times, now)
             now = time.perf_counter()
-            for data in decoder.flush():
-                chunks += _handle(data, sample, pieces, token_times, now)
+            for event in decoder.flush():
+                chunks += _handle(_text(event.data), sample, pieces, token_times, now)
         finally:
             await response.aclose()
     except httpx.HTTPError as exc:
@@ -182,6 +145,11 @@ async def run_request(
     elif tokens and sample.e2e_s:
         sample.tokens_per_s = tokens / sample.e2e_s
     return sample
+
+
+def _text(data: bytes) -> str:
+    # decoded leniently, so a stray invalid byte costs that character, not the chunk
+    return data.decode("utf-8", "replace")
 
 
 def _handle(

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from proxy.bench import ranking, report
 from proxy.bench.asgi import StreamingASGITransport
-from proxy.bench.client import SSEDecoder, request_body, run_request
+from proxy.bench.client import request_body, run_request
 from proxy.bench.runner import percentile, summarize
 from proxy.bench.scheduler import BenchmarkConfig, BenchMetrics, BenchScheduler
 from proxy.bench.scoring import pass_at_k, score, toolchains
@@ -272,17 +272,6 @@ def test_compare_flags_accuracy_and_speed_regressions() -> None:
     ]
     assert any("suite version 1 -> 2" in n for n in notes)
     assert any(n.startswith("d on complex: not in the previous") for n in notes)
-
-
-def test_sse_decoder_handles_split_input() -> None:
-    stream = b'data: {"a":1}\n\n: comment\n\ndata: {"b"\r\ndata: :2}\n\ndata: [DONE]\n\n'
-    for size in (1, 3, 7, len(stream)):
-        dec = SSEDecoder()
-        events: list[str] = []
-        for i in range(0, len(stream), size):
-            events += dec.feed(stream[i : i + size])
-        events += dec.flush()
-        assert events == ['{"a":1}', '{"b"\n:2}', "[DONE]"]
 
 
 # -- a fake upstream that knows the answers ----------------------------------------------------

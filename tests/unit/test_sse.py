@@ -121,3 +121,15 @@ def test_garbage_never_raises() -> None:
         for _ in range(rng.randint(1, 10)):
             decoder.feed(bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 40))))
         decoder.flush()
+
+
+def test_an_openai_stream_split_mid_line_and_mid_event() -> None:
+    """The benchmark client's stream: CRLF inside an event, a comment-only event."""
+    stream = b'data: {"a":1}\n\n: comment\n\ndata: {"b"\r\ndata: :2}\n\ndata: [DONE]\n\n'
+    for size in (1, 3, 7, len(stream)):
+        dec = SSEDecoder()
+        events: list[str] = []
+        for i in range(0, len(stream), size):
+            events += [e.data.decode() for e in dec.feed(stream[i : i + size])]
+        events += [e.data.decode() for e in dec.flush()]
+        assert events == ['{"a":1}', '{"b"\n:2}', "[DONE]"]
