@@ -43,7 +43,7 @@ __all__ = [
     "tail_lines",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("variant_proxy.supervisor")
 
 ProcessState = Literal["stopped", "starting", "ready", "failed", "restarting"]
 #: Called (and awaited) each time the process passes its health check, before it is marked
