@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .dispatch import Outcome
 from .errors import (
+    ClientGone,
     HeadersTooLarge,
     InvalidRequest,
     PayloadTooLarge,
@@ -29,7 +30,7 @@ from .errors import (
     status_of,
 )
 from .runtime import parse_payload
-from .upstream import ClientGone, Headers, Receive, Send
+from .upstream import Headers, Receive, Send
 
 if TYPE_CHECKING:
     from .service import Proxy

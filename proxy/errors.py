@@ -19,7 +19,23 @@
         ├── UpstreamStatusError       502 the server answered 5xx
         └── UpstreamTimeout           504 connect, first byte, idle or total timeout
 
-`ConfigError` is separate: it is raised at load or reload, never per request.
+`ConfigError` is separate: it is raised at load or reload, never per request
+(`/admin/reload` answers it as `InvalidConfig`).
+
+Internal errors never reach a client as they are; the layer that catches them
+translates them (`raise ... from exc`) or reports them in its own words:
+
+    ClientGone                        the client disconnected (edge: status 499, nothing sent)
+    QueueFull, QueueTimeout           no concurrency slot (dispatch → UpstreamBusy)
+    BackendStartError                 a managed backend never got healthy (→ UpstreamUnreachable)
+    BackendError                      a status or identity probe failed (adapters)
+    ├── BackendUnavailableError       unreachable, timed out or non-2xx
+    └── BackendProtocolError          answered, but not in the shape expected
+    IdentityUnavailable               a model's identity could not be read (pins: unverifiable)
+    LockfileError                     an unreadable lockfile (CLI exit 1; serve: ignored, logged)
+
+The native relay client's errors (`httpclient.ConnectError`, …) subclass httpx's
+own, so one translation (`upstream._translate`) serves both clients.
 
 Every `ProxyError` renders as an OpenAI-style body
 `{"error": {"message", "type", "code", "param"}}`; `status_of` is the single
@@ -29,11 +45,21 @@ mapping from error kind to HTTP status.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 __all__ = [
+    "BackendError",
+    "BackendProtocolError",
+    "BackendStartError",
+    "BackendUnavailableError",
+    "ClientGone",
+    "IdentityUnavailable",
+    "LockfileError",
+    "QueueFull",
+    "QueueTimeout",
     "ConfigError",
     "ConfigIssue",
     "EndpointNotFound",
@@ -257,3 +283,63 @@ class ConfigError(Exception):
         self.issues = list(issues)
         lines = "\n".join(f"  {issue}" for issue in self.issues)
         super().__init__(f"invalid config {source}:\n{lines}")
+
+
+# -- internal errors: translated where they are caught, never shown as they are -------------
+
+
+class ClientGone(Exception):
+    """The client disconnected; nothing more can be sent to it."""
+
+
+class QueueFull(Exception):
+    """No concurrency slot, and the backend's queue is full."""
+
+
+class QueueTimeout(Exception):
+    """No concurrency slot within the backend's `queue_timeout`."""
+
+
+class BackendStartError(RuntimeError):
+    """A managed backend did not become healthy. ``log_path`` and ``log_tail`` say why."""
+
+    def __init__(
+        self, name: str, reason: str, log_path: Path, log_tail: Sequence[str], limit: int
+    ) -> None:
+        self.name = name
+        self.reason = reason
+        self.log_path = log_path
+        self.log_tail = list(log_tail)
+        tail = "\n".join(self.log_tail) if self.log_tail else "<log is empty>"
+        super().__init__(
+            f"backend {name!r} failed to start: {reason}. "
+            f"See its log {log_path}; last {limit} lines:\n{tail}"
+        )
+
+
+class BackendError(Exception):
+    """A model server could not be queried."""
+
+
+class BackendUnavailableError(BackendError):
+    """The server could not be reached, timed out, or answered with a non-2xx status."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class BackendProtocolError(BackendError):
+    """The server answered, but the body was not the JSON shape this adapter expects."""
+
+
+class IdentityUnavailable(Exception):
+    """The identity of a model could not be read. ``reason`` says why, for humans."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class LockfileError(Exception):
+    """A lockfile that cannot be read; the message names the file and the key."""

@@ -13,15 +13,10 @@ from __future__ import annotations
 import asyncio
 import collections
 
-__all__ = ["Limiter", "QueueFull", "QueueTimeout"]
+__all__ = ["Limiter"]
 
 
-class QueueFull(Exception):
-    pass
-
-
-class QueueTimeout(Exception):
-    pass
+from .errors import QueueFull, QueueTimeout
 
 
 class Limiter:

@@ -27,14 +27,14 @@ from .backends import HealthResult, adapter_for
 from .classify import CLASSES
 from .config import RouterConfig, load_config
 from .dispatch import Dispatcher
-from .errors import ConfigError, ConfigIssue
+from .errors import BackendStartError, ConfigError, ConfigIssue
 from .httpclient import NativeClient
 from .metrics import Metrics
 from .pinning.guard import PinGuard
 from .resources import ResourceSampler
 from .routing import Ranker
 from .runtime import BackendState, Runtime
-from .supervisor import BackendStartError, ManagedProcess, find_free_port, render_command
+from .supervisor import ManagedProcess, find_free_port, render_command
 
 __all__ = ["BackendState", "Proxy"]
 

@@ -33,8 +33,9 @@ from typing import Any, Literal
 
 import httpx
 
+from .errors import BackendStartError
+
 __all__ = [
-    "BackendStartError",
     "ManagedProcess",
     "OnReady",
     "ProcessState",
@@ -54,19 +55,10 @@ OnReady = Callable[["ManagedProcess"], Awaitable[None]]
 LOG_TAIL_LINES = 20
 
 
-class BackendStartError(RuntimeError):
-    """A managed backend did not become healthy. ``log_path`` and ``log_tail`` say why."""
-
-    def __init__(self, name: str, reason: str, log_path: Path) -> None:
-        self.name = name
-        self.reason = reason
-        self.log_path = log_path
-        self.log_tail = tail_lines(log_path, LOG_TAIL_LINES)
-        tail = "\n".join(self.log_tail) if self.log_tail else "<log is empty>"
-        super().__init__(
-            f"backend {name!r} failed to start: {reason}. "
-            f"See its log {log_path}; last {LOG_TAIL_LINES} lines:\n{tail}"
-        )
+def start_error(name: str, reason: str, log_path: Path) -> BackendStartError:
+    """Why backend `name` did not start, with the tail of its log."""
+    tail = tail_lines(log_path, LOG_TAIL_LINES)
+    return BackendStartError(name, reason, log_path, tail, LOG_TAIL_LINES)
 
 
 def render_command(argv: Sequence[str], port: int, model: str) -> list[str]:
@@ -217,9 +209,7 @@ class ManagedProcess:
             if attempt.cancelled() and (current is None or not current.cancelling()):
                 # stop() cancelled the shared start; that is a failure for its waiters,
                 # not a cancellation of their own tasks.
-                raise BackendStartError(
-                    self.name, "stopped while starting", self.log_path
-                ) from None
+                raise start_error(self.name, "stopped while starting", self.log_path) from None
             raise
 
     async def stop(self) -> None:
@@ -264,7 +254,7 @@ class ManagedProcess:
                 try:
                     await self.on_ready(self)
                 except Exception as exc:
-                    raise BackendStartError(
+                    raise start_error(
                         self.name, f"on_ready callback failed: {exc!r}", self.log_path
                     ) from exc
         except BaseException:
@@ -297,7 +287,7 @@ class ManagedProcess:
                     start_new_session=True,
                 )
             except OSError as exc:
-                raise BackendStartError(
+                raise start_error(
                     self.name, f"cannot execute {self.argv[0]!r}: {exc}", self.log_path
                 ) from exc
         self._proc = proc
@@ -313,14 +303,14 @@ class ManagedProcess:
             async with httpx.AsyncClient(trust_env=False) as client:
                 while True:
                     if exited.done():
-                        raise BackendStartError(
+                        raise start_error(
                             self.name,
                             f"process exited with code {proc.returncode} before it was healthy",
                             self.log_path,
                         )
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
-                        raise BackendStartError(
+                        raise start_error(
                             self.name,
                             f"not healthy within {self.start_timeout:g}s "
                             f"({self.health_url}: {last})",

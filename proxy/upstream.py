@@ -32,6 +32,7 @@ import orjson
 
 from .config import Timeouts
 from .errors import (
+    ClientGone,
     ProxyError,
     UpstreamError,
     UpstreamProtocolError,
@@ -41,7 +42,7 @@ from .errors import (
 )
 from .httpclient import NativeClient, NativeResponse
 
-__all__ = ["ClientGone", "Observation", "Relay", "AttemptTarget", "sse_error_event"]
+__all__ = ["AttemptTarget", "Observation", "Relay", "sse_error_event"]
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -53,10 +54,6 @@ _SSE_HEADERS: Headers = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
-
-
-class ClientGone(Exception):
-    """The client disconnected; nothing more can be sent to it."""
 
 
 @dataclass(slots=True)

@@ -26,6 +26,8 @@ from typing import Any
 
 import httpx
 
+from ..errors import BackendError, BackendProtocolError, BackendUnavailableError
+
 __all__ = [
     "BackendAdapter",
     "BackendError",
@@ -37,22 +39,6 @@ __all__ = [
 
 #: Health probes are cheap; a server that can't answer one in this long is not healthy.
 DEFAULT_PROBE_TIMEOUT_S = 5.0
-
-
-class BackendError(Exception):
-    """A model server could not be queried."""
-
-
-class BackendUnavailableError(BackendError):
-    """The server could not be reached, timed out, or answered with a non-2xx status."""
-
-    def __init__(self, message: str, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-
-
-class BackendProtocolError(BackendError):
-    """The server answered, but the body was not the JSON shape this adapter expects."""
 
 
 @dataclass(frozen=True, slots=True)

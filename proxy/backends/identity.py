@@ -53,6 +53,7 @@ from typing import Any
 
 import httpx
 
+from ..errors import IdentityUnavailable
 from .base import describe_transport_error, error_message, join_url
 
 __all__ = [
@@ -69,14 +70,6 @@ IDENTITY_TIMEOUT_S = 10.0
 _CHUNK = 4 * 1024 * 1024
 
 FieldValue = str | int
-
-
-class IdentityUnavailable(Exception):
-    """The identity of a model could not be read. ``reason`` says why, for humans."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import httpx
 from ..backends import adapter_for
 from ..backends.identity import FileHashCache
 from ..config import RouterConfig, load_config
-from ..errors import ConfigError
+from ..errors import BackendStartError, ConfigError
 from ..pinning import (
     LockfileError,
     lock,
@@ -26,7 +26,7 @@ from ..pinning import (
     write_lockfile,
 )
 from ..settings import Settings
-from ..supervisor import BackendStartError, ManagedProcess, find_free_port, render_command
+from ..supervisor import ManagedProcess, find_free_port, render_command
 from ._common import add_config, print_config_error
 
 __all__ = ["register_cli", "run_cli"]

@@ -19,6 +19,7 @@ import yaml
 
 from ..backends.identity import Identity
 from ..config import PinningConfig
+from ..errors import LockfileError
 
 __all__ = [
     "DEFAULT_LOCKFILE_NAME",
@@ -46,10 +47,6 @@ def lockfile_path(config_path: str | os.PathLike[str], pinning: PinningConfig | 
     if pinning is not None and pinning.lockfile is not None:
         return Path(pinning.lockfile)
     return Path(config_path).parent / DEFAULT_LOCKFILE_NAME
-
-
-class LockfileError(Exception):
-    """A lockfile that cannot be read; the message names the file and the key."""
 
 
 @dataclass(frozen=True, slots=True)

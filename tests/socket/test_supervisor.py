@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from proxy.errors import BackendStartError
 from proxy.supervisor import (
-    BackendStartError,
     ManagedProcess,
     find_free_port,
     render_command,

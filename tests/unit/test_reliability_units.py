@@ -8,8 +8,8 @@ import pytest
 
 from proxy.auth import KeyRing
 from proxy.breaker import CircuitBreaker
-from proxy.errors import Unauthorized
-from proxy.limits import Limiter, QueueFull, QueueTimeout
+from proxy.errors import QueueFull, QueueTimeout, Unauthorized
+from proxy.limits import Limiter
 
 
 def test_breaker_opens_after_consecutive_failures_and_half_opens() -> None:
