@@ -26,7 +26,6 @@ from pydantic import (
     model_validator,
 )
 
-from .bench.scheduler import BenchmarkConfig
 from .classify import CLASSES, ClassifierConfig
 from .errors import ConfigError, ConfigIssue
 
@@ -34,6 +33,7 @@ __all__ = [
     "CLASSES",
     "Backend",
     "BackendKind",
+    "BenchmarkConfig",
     "Pin",
     "RouteCandidate",
     "RouterConfig",
@@ -272,6 +272,42 @@ class ServerConfig(_Strict):
     state_dir: str = ".variant-proxy"
     breaker: Breaker = Breaker()
     auth: Auth = Auth()
+
+
+class BenchmarkConfig(_Strict):
+    """`benchmark:` in the routing config. Without `schedule` nothing runs by itself.
+
+    Suites are the shipped ones, one per request class and named after it
+    (`proxy/bench/suites/<class>.json`), or suite files.
+    """
+
+    #: seconds between runs; None: only `variant-proxy bench` runs benchmarks
+    schedule: float | None = Field(None, gt=0)
+    #: shipped suite names or suite file paths
+    suites: list[str] = Field(default_factory=lambda: list(CLASSES))
+    #: None: every variant
+    variants: list[str] | None = None
+    #: only start when no request was seen for this long
+    idle_seconds: float = Field(300.0, ge=0)
+    #: where results go; None: <server.state_dir>/bench
+    state_dir: str | None = None
+    repeat: int = Field(1, ge=1, le=100)
+    concurrency: int = Field(1, ge=1, le=64)
+    limit: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+    #: abandon a run when a user request arrives
+    pause_on_traffic: bool = True
+    #: runs kept in the state dir
+    keep: int = Field(50, ge=1)
+
+    @field_validator("suites")
+    @classmethod
+    def _suites(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in CLASSES and not name.endswith((".json", ".yaml", ".yml")):
+                known = ", ".join(CLASSES)
+                raise ValueError(f"unknown suite {name!r}: use one of {known} or a suite file")
+        return value
 
 
 class RouterConfig(_Strict):

@@ -29,6 +29,7 @@ __all__ = [
     "LATENCY_BUCKETS",
     "OVERHEAD_BUCKETS",
     "TOKENS_PER_SECOND_BUCKETS",
+    "BenchGauges",
     "Metrics",
     "SampledCounter",
 ]
@@ -339,35 +340,8 @@ class Metrics:
             registry=r,
         )
 
-        # -- benchmarks (written by the bench runner) ------------------------------------------
-        self.bench_pass_ratio = Gauge(
-            p + "bench_pass_ratio",
-            "Share of a benchmark suite's cases a variant passed in its last run.",
-            ["variant", "suite"],
-            multiprocess_mode="max",
-            registry=r,
-        )
-        self.bench_ttft = Gauge(
-            p + "bench_ttft_seconds",
-            "Median time to first token in a variant's last benchmark run.",
-            ["variant", "suite"],
-            multiprocess_mode="max",
-            registry=r,
-        )
-        self.bench_tokens_per_second = Gauge(
-            p + "bench_output_tokens_per_second",
-            "Median decode speed in a variant's last benchmark run.",
-            ["variant", "suite"],
-            multiprocess_mode="max",
-            registry=r,
-        )
-        self.bench_last_run = Gauge(
-            p + "bench_last_run_timestamp_seconds",
-            "Unix time a variant's last benchmark run finished.",
-            ["variant", "suite"],
-            multiprocess_mode="max",
-            registry=r,
-        )
+        # -- benchmarks (written by the bench scheduler) ---------------------------------------
+        self.bench = BenchGauges(r)
 
     def set_pin(self, variant: str, *, expected: str, observed: str, ok: bool) -> None:
         """Record a pin check, keeping exactly one `pin_info` series per variant."""
@@ -398,3 +372,50 @@ class Metrics:
                     gauge.remove(*labels)
                 except KeyError:
                     pass
+
+
+class BenchGauges:
+    """The latest benchmark figures, by variant and suite.
+
+    Part of `Metrics` (`metrics.bench`), so the daemon's scheduler writes into the
+    registry `/metrics` serves; built alone on a fresh registry where no proxy runs.
+    Written by `proxy.bench.scheduler.export`, which reads the result document.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r, p = self.registry, "variant_proxy_bench_"
+        labels = ["variant", "suite"]
+        self.pass_ratio = Gauge(
+            p + "pass_ratio",
+            "Share of a benchmark suite's cases a variant passed in its last run.",
+            labels,
+            multiprocess_mode="max",
+            registry=r,
+        )
+        self.ttft = Gauge(
+            p + "ttft_seconds",
+            "Median time to first token in a variant's last benchmark run.",
+            labels,
+            multiprocess_mode="max",
+            registry=r,
+        )
+        self.tokens_per_second = Gauge(
+            p + "output_tokens_per_second",
+            "Median decode speed in a variant's last benchmark run.",
+            labels,
+            multiprocess_mode="max",
+            registry=r,
+        )
+        self.last_run = Gauge(
+            p + "last_run_timestamp_seconds",
+            "Unix time a variant's last benchmark run finished.",
+            labels,
+            multiprocess_mode="max",
+            registry=r,
+        )
+
+    def clear(self) -> None:
+        """Drop every series (a new run replaces the previous one's figures)."""
+        for gauge in (self.pass_ratio, self.ttft, self.tokens_per_second, self.last_run):
+            gauge.clear()

@@ -2,30 +2,37 @@
 
 Modules, from pure to I/O:
 
-* `suite` — the suite file format, loading, extracting code from answers;
+* `suite` — the suite file format, loading, extracting code from answers (the shipped
+  suites are one per request class, `classify.CLASSES`);
 * `ranking` — ordering a route's candidates by benchmark evidence;
 * `report` — Markdown / HTML / terminal reports and `--compare` regressions;
 * `scoring`, `sandbox` — running candidate code in a limited, isolated process;
-* `client`, `asgi`, `usage` — one timed streaming request; the in-process transport;
-  the backend's CPU / memory / GPU use;
+* `client`, `asgi`, `usage` — one timed streaming request (parsed by `proxy.sse`); the
+  in-process transport; the backend's CPU / memory / GPU use;
 * `runner` — a whole run and its result document (`schema: 1`);
-* `cli` — `variant-proxy bench`; `scheduler` — continuous runs inside the daemon.
+* `running` — what the bench reads from a running proxy, as `Protocol`s;
+* `scheduler` — continuous runs inside the daemon.
+
+The bench depends on the config, metrics, pinning and resources modules, never on the
+web layer (`proxy.app`, `proxy.service`): the daemon hands it the app as an ASGI
+callable and its proxy as a `running.RunningProxy`. The `variant-proxy bench` command,
+which may start a proxy, lives with the other commands in `proxy.cli.bench`; its
+config section is `proxy.config.BenchmarkConfig` and its gauges `Metrics.bench`.
 """
 
 from __future__ import annotations
 
 from .ranking import figures, rank
 from .runner import SCHEMA, RunSettings, VariantTarget, run_benchmark
-from .scheduler import BenchmarkConfig, BenchMetrics, BenchScheduler
-from .suite import BUILTIN_SUITES, Suite, SuiteError, Task, load_suite
+from .running import RunningProxy
+from .scheduler import BenchScheduler
+from .suite import Suite, SuiteError, Task, load_suite
 
 __all__ = [
-    "BUILTIN_SUITES",
     "SCHEMA",
-    "BenchMetrics",
     "BenchScheduler",
-    "BenchmarkConfig",
     "RunSettings",
+    "RunningProxy",
     "Suite",
     "SuiteError",
     "Task",

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any, TypeAlias
 
 import httpx
 
-__all__ = ["StreamingASGITransport"]
+__all__ = ["ASGIApp", "StreamingASGITransport"]
+
+Message: TypeAlias = MutableMapping[str, Any]
+#: An ASGI 3 application: `await app(scope, receive, send)`.
+ASGIApp: TypeAlias = Callable[
+    [Message, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
+    Awaitable[None],
+]
 
 _END = object()
 
@@ -53,13 +60,13 @@ class _Body(httpx.AsyncByteStream):
 class StreamingASGITransport(httpx.AsyncBaseTransport):
     """Send requests to an ASGI app (whose lifespan is already running)."""
 
-    def __init__(self, app: Any, *, client: tuple[str, int] = ("127.0.0.1", 0)) -> None:
+    def __init__(self, app: ASGIApp, *, client: tuple[str, int] = ("127.0.0.1", 0)) -> None:
         self.app = app
         self.client = client
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
-        scope = {
+        scope: Message = {
             "type": "http",
             "asgi": {"version": "3.0"},
             "http_version": "1.1",
@@ -80,7 +87,7 @@ class StreamingASGITransport(httpx.AsyncBaseTransport):
         gone = asyncio.Event()
         delivered = False
 
-        async def receive() -> dict[str, Any]:
+        async def receive() -> Message:
             nonlocal delivered
             if not delivered:
                 delivered = True
@@ -88,7 +95,7 @@ class StreamingASGITransport(httpx.AsyncBaseTransport):
             await gone.wait()
             return {"type": "http.disconnect"}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: Message) -> None:
             if gone.is_set():
                 raise OSError("client disconnected")
             if message["type"] == "http.response.start":

@@ -32,6 +32,9 @@ from typing import Any
 import httpx
 import psutil
 
+from ..backends.identity import fetch_identity
+from ..config import RouterConfig
+from ..pinning import resolve_target
 from . import sandbox
 from .client import Sample, request_body, run_request
 from .scoring import Score, pass_at_k, score, toolchains
@@ -168,19 +171,14 @@ def _gpu_names() -> list[str]:
 
 
 async def variant_identity(
-    cfg: Any, name: str, client: httpx.AsyncClient, urls: Mapping[str, str] | None = None
+    cfg: RouterConfig, name: str, client: httpx.AsyncClient, urls: Mapping[str, str] | None = None
 ) -> dict[str, Any] | None:
     """What the server really serves for a variant (`proxy.pinning`), or None if unknown."""
     try:
-        pinning: Any = importlib.import_module("proxy.pinning")
-        ident: Any = importlib.import_module("proxy.backends.identity")
-    except ImportError:
-        return None
-    try:
-        target = pinning.resolve_target(cfg, name, urls)
+        target = resolve_target(cfg, name, urls)
         if target is None:
             return None
-        seen = await ident.fetch_identity(
+        seen = await fetch_identity(
             target.kind,
             client,
             target.base_url,

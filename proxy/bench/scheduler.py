@@ -10,7 +10,11 @@ take the live path, timings included, without a socket.
 
 Results are written to the state dir like the CLI's (`latest.json` plus
 timestamped JSON, Markdown and HTML; the oldest beyond `keep` are deleted),
-and the latest figures are exported as gauges labelled by variant and suite.
+and the latest figures are exported as gauges labelled by variant and suite
+(`Metrics.bench`, defined with every other metric in `proxy.metrics`).
+
+The scheduler drives the app as a plain ASGI callable and reads the running proxy
+through `running.RunningProxy`, so it needs neither `proxy.app` nor `proxy.service`.
 """
 
 from __future__ import annotations
@@ -24,113 +28,36 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client import CollectorRegistry, Gauge
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .asgi import StreamingASGITransport
+from ..config import BenchmarkConfig
+from ..metrics import BenchGauges
+from .asgi import ASGIApp, StreamingASGITransport
 from .ranking import figures
 from .report import write_outputs
 from .runner import BenchInterrupted, RunSettings, VariantTarget, run_benchmark, variant_identity
-from .suite import BUILTIN_SUITES, SuiteError, load_suite
+from .running import RunningProxy
+from .suite import SuiteError, load_suite
 from .usage import backend_pid
 
-__all__ = ["BenchMetrics", "BenchScheduler", "BenchmarkConfig"]
+__all__ = ["BenchScheduler", "export"]
 
 log = logging.getLogger("variant_proxy.bench")
 
-_PREFIX = "variant_proxy_bench_"
-GAUGES: dict[str, tuple[str, str]] = {
-    "pass_ratio": (
-        _PREFIX + "pass_ratio",
-        "Share of benchmark samples that passed, latest run, by variant and suite.",
-    ),
-    "ttft": (
-        _PREFIX + "ttft_seconds",
-        "Median time to first token in the latest benchmark run, by variant and suite.",
-    ),
-    "tps": (
-        _PREFIX + "output_tokens_per_second",
-        "Median output tokens per second in the latest benchmark run, by variant and suite.",
-    ),
-    "last_run": (
-        _PREFIX + "last_run_timestamp_seconds",
-        "Unix time the latest benchmark run of this variant and suite finished.",
-    ),
-}
 
-
-class BenchmarkConfig(BaseModel):
-    """`benchmark:` in the routing config. Without `schedule` nothing runs by itself."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    #: seconds between runs; None: only `variant-proxy bench` runs benchmarks
-    schedule: float | None = Field(None, gt=0)
-    #: shipped suite names or suite file paths
-    suites: list[str] = Field(default_factory=lambda: list(BUILTIN_SUITES))
-    #: None: every variant
-    variants: list[str] | None = None
-    #: only start when no request was seen for this long
-    idle_seconds: float = Field(300.0, ge=0)
-    #: where results go; None: <server.state_dir>/bench
-    state_dir: str | None = None
-    repeat: int = Field(1, ge=1, le=100)
-    concurrency: int = Field(1, ge=1, le=64)
-    limit: int | None = Field(None, ge=1)
-    max_tokens: int | None = Field(None, ge=1)
-    #: abandon a run when a user request arrives
-    pause_on_traffic: bool = True
-    #: runs kept in the state dir
-    keep: int = Field(50, ge=1)
-
-    @field_validator("suites")
-    @classmethod
-    def _suites(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if name not in BUILTIN_SUITES and not name.endswith((".json", ".yaml", ".yml")):
-                known = ", ".join(BUILTIN_SUITES)
-                raise ValueError(f"unknown suite {name!r}: use one of {known} or a suite file")
-        return value
-
-
-class BenchMetrics:
-    """The four benchmark gauges. Reuses gauges of these names found on `metrics`, if any."""
-
-    def __init__(
-        self, registry: CollectorRegistry | None = None, *, metrics: Any | None = None
-    ) -> None:
-        found: dict[str, Gauge] = {}
-        if metrics is not None:
-            for value in vars(metrics).values():
-                if isinstance(value, Gauge):
-                    for family in value.describe():
-                        found[family.name] = value
-        if registry is None:
-            registry = getattr(metrics, "registry", None) or CollectorRegistry()
-        self.registry = registry
-        made: dict[str, Gauge] = {}
-        for key, (name, doc) in GAUGES.items():
-            made[key] = found.get(name) or Gauge(name, doc, ["variant", "suite"], registry=registry)
-        self.pass_ratio = made["pass_ratio"]
-        self.ttft = made["ttft"]
-        self.tokens_per_second = made["tps"]
-        self.last_run = made["last_run"]
-
-    def export(self, doc: Mapping[str, Any], finished: float) -> None:
-        """Replace the exported figures with those of a result document."""
-        for gauge in (self.pass_ratio, self.ttft, self.tokens_per_second, self.last_run):
-            gauge.clear()
-        for row in doc.get("results", []):
-            labels = (str(row["variant"]), str(row["suite"]))
-            if row.get("pass_ratio") is not None:
-                self.pass_ratio.labels(*labels).set(float(row["pass_ratio"]))
-            ttft = (row.get("ttft_seconds") or {}).get("p50")
-            if ttft is not None:
-                self.ttft.labels(*labels).set(float(ttft))
-            tps = (row.get("output_tokens_per_second") or {}).get("p50")
-            if tps is not None:
-                self.tokens_per_second.labels(*labels).set(float(tps))
-            self.last_run.labels(*labels).set(finished)
+def export(gauges: BenchGauges, doc: Mapping[str, Any], finished: float) -> None:
+    """Replace the exported figures with those of a result document."""
+    gauges.clear()
+    for row in doc.get("results", []):
+        labels = (str(row["variant"]), str(row["suite"]))
+        if row.get("pass_ratio") is not None:
+            gauges.pass_ratio.labels(*labels).set(float(row["pass_ratio"]))
+        ttft = (row.get("ttft_seconds") or {}).get("p50")
+        if ttft is not None:
+            gauges.ttft.labels(*labels).set(float(ttft))
+        tps = (row.get("output_tokens_per_second") or {}).get("p50")
+        if tps is not None:
+            gauges.tokens_per_second.labels(*labels).set(float(tps))
+        gauges.last_run.labels(*labels).set(finished)
 
 
 def _finished_epoch(doc: Mapping[str, Any]) -> float | None:
@@ -153,10 +80,10 @@ class BenchScheduler:
         self,
         config: BenchmarkConfig,
         *,
-        app: Any,
-        proxy: Any,
+        app: ASGIApp,
+        proxy: RunningProxy,
         idle_for: Callable[[], float],
-        metrics: BenchMetrics | None = None,
+        metrics: BenchGauges | None = None,
         state_dir: str | Path | None = None,
         poll_seconds: float = 5.0,
         clock: Callable[[], float] = time.time,
@@ -166,8 +93,8 @@ class BenchScheduler:
         self.app = app
         self.proxy = proxy
         self.idle_for = idle_for
-        self.metrics = metrics or BenchMetrics(metrics=getattr(proxy, "metrics", None))
-        default = Path(_state_dir(proxy)) / "bench"
+        self.metrics = metrics or proxy.metrics.bench
+        default = Path(proxy.runtime.cfg.server.state_dir) / "bench"
         self.state_dir = Path(config.state_dir or state_dir or default)
         self.poll_seconds = poll_seconds
         self.clock = clock
@@ -184,7 +111,7 @@ class BenchScheduler:
         latest = self.latest()
         if latest is not None:
             self.last_finished = _finished_epoch(latest)
-            self.metrics.export(latest, self.last_finished or 0.0)
+            export(self.metrics, latest, self.last_finished or 0.0)
             self.figures = figures(latest)
 
     def latest(self) -> dict[str, Any] | None:
@@ -235,7 +162,7 @@ class BenchScheduler:
             self.last_error = str(exc)
             log.error("benchmark not run: %s", exc)
             return None
-        urls = dict(getattr(self.proxy.runtime, "urls", {}) or {})
+        urls = dict(self.proxy.runtime.urls)
         targets = []
         async with httpx.AsyncClient(trust_env=False, timeout=30) as probe:
             for name in names:
@@ -287,7 +214,7 @@ class BenchScheduler:
         await asyncio.to_thread(write_outputs, doc, self.state_dir)
         await asyncio.to_thread(self._prune)
         self.last_finished = _finished_epoch(doc) or self.clock()
-        self.metrics.export(doc, self.last_finished)
+        export(self.metrics, doc, self.last_finished)
         self.figures = figures(doc)
         self.last_error = None
         log.info("benchmark finished: %d results in %s", len(doc["results"]), self.state_dir)
@@ -297,21 +224,11 @@ class BenchScheduler:
         return backend_pid(self.proxy, backend, urls.get(backend))
 
     def _auth(self) -> dict[str, str]:
-        keys = getattr(getattr(self.proxy, "keys", None), "keys", ())
-        if keys:
-            key = keys[0]
-            return {"authorization": "Bearer " + (key.decode() if isinstance(key, bytes) else key)}
-        return {}
+        keys = self.proxy.keys.keys
+        return {"authorization": "Bearer " + keys[0].decode()} if keys else {}
 
     def _prune(self) -> None:
         runs = sorted(self.state_dir.glob("bench-*.json"))
         for old in runs[: max(0, len(runs) - self.config.keep)]:
             for suffix in (".json", ".md", ".html"):
                 old.with_suffix(suffix).unlink(missing_ok=True)
-
-
-def _state_dir(proxy: Any) -> str:
-    try:
-        return str(proxy.runtime.cfg.server.state_dir)
-    except AttributeError:
-        return ".variant-proxy"

@@ -28,22 +28,19 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ..classify import CLASSES
+
 __all__ = [
-    "BUILTIN_SUITES",
     "Language",
     "Suite",
     "SuiteError",
     "Task",
-    "builtin_suite_names",
     "extract",
     "load_suite",
 ]
 
 Language = Literal["python", "javascript", "c", "shell"]
 Extract = Literal["fence", "fim", "raw"]
-
-#: Shipped suites, one per request class, in `proxy/bench/suites/`.
-BUILTIN_SUITES: tuple[str, ...] = ("completion", "instruction", "complex", "multi-language")
 
 _FENCE_TAGS: dict[str, tuple[str, ...]] = {
     "python": ("python", "py", "python3"),
@@ -149,10 +146,6 @@ class Suite(BaseModel):
         return self.model_copy(update={"tasks": self.tasks[:limit]})
 
 
-def builtin_suite_names() -> tuple[str, ...]:
-    return BUILTIN_SUITES
-
-
 def _parse(text: str, source: str) -> Suite:
     try:
         data: Any = yaml.safe_load(text) if source.endswith((".yaml", ".yml")) else json.loads(text)
@@ -170,13 +163,16 @@ def _parse(text: str, source: str) -> Suite:
 
 
 def load_suite(name_or_path: str) -> Suite:
-    """A shipped suite by name (`complex`) or a suite file by path."""
-    if name_or_path in BUILTIN_SUITES:
+    """A shipped suite by name (`complex`) or a suite file by path.
+
+    The shipped suites are one per request class, named after it (`classify.CLASSES`).
+    """
+    if name_or_path in CLASSES:
         res = resources.files("proxy.bench").joinpath("suites", f"{name_or_path}.json")
         return _parse(res.read_text(encoding="utf-8"), f"{name_or_path}.json")
     path = Path(name_or_path)
     if not path.is_file():
-        known = ", ".join(BUILTIN_SUITES)
+        known = ", ".join(CLASSES)
         raise SuiteError(f"no suite {name_or_path!r}: not a shipped suite ({known}) nor a file")
     return _parse(path.read_text(encoding="utf-8"), str(path))
 

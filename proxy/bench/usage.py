@@ -12,37 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import ipaddress
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 import psutil
 
-__all__ = ["UsageSampler", "backend_pid", "listener", "listening_pid"]
+from ..resources import listening_pid, loopback_port
+from .running import ManagedBackends
 
-
-def listening_pid(url: str) -> int | None:
-    """The pid listening on a loopback URL's port, if it is on this machine and visible."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        return None
-    try:
-        conns = psutil.net_connections(kind="tcp")
-    except (psutil.Error, OSError):
-        return None
-    for conn in conns:
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
-            if conn.pid is not None:
-                return int(conn.pid)
-    return None
+__all__ = ["UsageSampler", "backend_pid", "listener"]
 
 
 def listener(url: str) -> Callable[[], int | None]:
@@ -53,7 +32,8 @@ def listener(url: str) -> Callable[[], int | None]:
         if found and psutil.pid_exists(found[0]):
             return found[0]
         found.clear()
-        value = listening_pid(url)
+        port = loopback_port(url)
+        value = listening_pid(port) if port is not None else None
         if value is not None:
             found.append(value)
         return value
@@ -61,16 +41,20 @@ def listener(url: str) -> Callable[[], int | None]:
     return pid
 
 
-def backend_pid(proxy: Any, backend: str, url: str | None) -> Callable[[], int | None]:
-    """The backend's pid: the managed process's, else whatever listens on its port."""
+def backend_pid(
+    proxy: ManagedBackends | None, backend: str, url: str | None
+) -> Callable[[], int | None]:
+    """The backend's pid: the managed process's, else whatever listens on its port.
+
+    `proxy` is None when the proxy runs elsewhere (`bench --url`); its managed
+    processes are read at each call, since they start after the scheduler is built.
+    """
     listen = listener(url) if url else None
 
     def pid() -> int | None:
-        managed = getattr(proxy, "managed", {}) if proxy is not None else {}
-        proc = managed.get(backend) if isinstance(managed, dict) else None
+        proc = proxy.managed.get(backend) if proxy is not None else None
         if proc is not None:
-            value = getattr(proc, "pid", None)
-            return int(value) if value is not None else None
+            return proc.pid
         return listen() if listen is not None else None
 
     return pid

@@ -30,8 +30,14 @@ import httpx
 
 from ..bench.report import Regression, compare, text_table, write_outputs
 from ..bench.runner import RunSettings, VariantTarget, run_benchmark, variant_identity
-from ..bench.suite import BUILTIN_SUITES, Suite, SuiteError, load_suite
+from ..bench.running import RunningProxy
+from ..bench.suite import Suite, SuiteError, load_suite
 from ..bench.usage import backend_pid
+from ..classify import CLASSES
+from ..config import RouterConfig, load_config
+from ..errors import ConfigError
+from ..settings import Settings
+from ._common import print_config_error
 
 __all__ = ["register_cli", "run_cli"]
 
@@ -70,7 +76,7 @@ def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--suite",
         action="append",
         default=None,
-        help=f"shipped suite ({', '.join(BUILTIN_SUITES)}) or a suite file; repeatable or "
+        help=f"shipped suite ({', '.join(CLASSES)}) or a suite file; repeatable or "
         "comma-separated (default: all shipped suites)",
     )
     p.add_argument("--repeat", type=_positive, default=1, help="samples per task (pass@k)")
@@ -154,7 +160,7 @@ def _split(values: list[str] | None) -> list[str]:
     return [part.strip() for v in values or [] for part in v.split(",") if part.strip()]
 
 
-def _variant_info(cfg: Any, name: str) -> dict[str, Any]:
+def _variant_info(cfg: RouterConfig, name: str) -> dict[str, Any]:
     spec = cfg.variants[name]
     backend = cfg.backends[spec.backend]
     return {
@@ -167,16 +173,15 @@ def _variant_info(cfg: Any, name: str) -> dict[str, Any]:
     }
 
 
-def _backend_urls(proxy: Any, cfg: Any) -> dict[str, str]:
-    runtime = getattr(proxy, "runtime", None)
-    urls = getattr(runtime, "urls", None)
-    if isinstance(urls, dict):
-        return {str(k): str(v) for k, v in urls.items()}
+def _backend_urls(proxy: RunningProxy | None, cfg: RouterConfig) -> dict[str, str]:
+    """Where each backend answers: the running proxy knows its managed ones' ports."""
+    if proxy is not None:
+        return dict(proxy.runtime.urls)
     return {n: b.url for n, b in cfg.backends.items() if b.url is not None}
 
 
 async def _targets(
-    cfg: Any, names: list[str] | None, proxy: Any, urls: dict[str, str]
+    cfg: RouterConfig, names: list[str] | None, proxy: RunningProxy | None, urls: dict[str, str]
 ) -> list[VariantTarget]:
     chosen = names or list(cfg.variants)
     unknown = [n for n in chosen if n not in cfg.variants]
@@ -212,10 +217,7 @@ async def _remote_variants(url: str, headers: dict[str, str]) -> list[str]:
     ]
 
 
-def _load_cfg(path: Path | None) -> tuple[Any, Path]:
-    from ..config import load_config
-    from ..settings import Settings
-
+def _load_cfg(path: Path | None) -> tuple[RouterConfig, Path]:
     config = path if path is not None else Settings().config
     return load_config(config), config
 
@@ -225,10 +227,8 @@ async def _context(args: argparse.Namespace, headers: dict[str, str]) -> AsyncIt
     names = _split([args.variants]) if args.variants else None
     if args.url:
         url = args.url.rstrip("/").removesuffix("/v1")
-        cfg = None
         if args.config is not None:
             cfg, _ = _load_cfg(args.config)
-        if cfg is not None:
             urls = _backend_urls(None, cfg)
             targets = await _targets(cfg, names, None, urls)
             out = Path(cfg.server.state_dir) / "bench"
@@ -242,11 +242,11 @@ async def _context(args: argparse.Namespace, headers: dict[str, str]) -> AsyncIt
 
     import uvicorn
 
-    from ..app import create_app
+    from ..app import create_app  # the top layer may build the web layer
 
     cfg, source = _load_cfg(args.config)
     app = create_app(source)
-    proxy = getattr(app.state, "proxy", None)
+    proxy: RunningProxy = app.state.proxy
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -282,7 +282,7 @@ def _s(path: Path | None) -> str | None:
 
 async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
-        suites: list[Suite] = [load_suite(s) for s in (_split(args.suite) or BUILTIN_SUITES)]
+        suites: list[Suite] = [load_suite(s) for s in (_split(args.suite) or CLASSES)]
     except SuiteError as exc:
         print(f"error: {exc}", file=err)
         return 2
@@ -362,16 +362,12 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def run_cli(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run `bench` with parsed arguments; return the exit status."""
-    from ..errors import ConfigError
-
     out = out or sys.stdout
     err = err or sys.stderr
     try:
         return asyncio.run(_run(args, out, err))
     except ConfigError as exc:
-        print(f"error: invalid config {exc.source}", file=err)
-        for issue in exc.issues:
-            print(f"{issue}", file=err)
+        print_config_error(exc, err)
         return 2
     except SystemExit as exc:
         if isinstance(exc.code, str):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from proxy.bench.suite import BUILTIN_SUITES
+from proxy.classify import CLASSES
 from proxy.cli.bench import register_cli, run_cli
 from tests.helpers.config import ROOT, require_real_server
 
@@ -47,7 +47,7 @@ def test_bench_every_suite_on_gemma(tmp_path: Path) -> None:
 
     doc = json.loads((out_dir / "latest.json").read_text())
     assert doc["schema"] == 1 and doc["proxy"]["mode"] == "in-process"
-    assert set(doc["suites"]) == set(BUILTIN_SUITES)
+    assert set(doc["suites"]) == set(CLASSES)
     # the whole of every shipped suite ran
     assert all(info["version"] == 1 and info["tasks"] >= 8 for info in doc["suites"].values())
     assert doc["sandbox"]["network"] is True
@@ -57,8 +57,8 @@ def test_bench_every_suite_on_gemma(tmp_path: Path) -> None:
     assert identity is None or isinstance(identity, dict)
 
     rows = {(r["variant"], r["suite"]): r for r in doc["results"]}
-    expected = {("gemma-complete", s) for s in BUILTIN_SUITES} | {
-        ("gemma-instruct", s) for s in BUILTIN_SUITES if s != "completion"
+    expected = {("gemma-complete", s) for s in CLASSES} | {
+        ("gemma-instruct", s) for s in CLASSES if s != "completion"
     }
     assert set(rows) == expected
     assert doc["skipped"][0]["variant"] == "gemma-instruct"  # no fim format

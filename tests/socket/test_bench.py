@@ -23,21 +23,24 @@ from proxy.bench import ranking, report
 from proxy.bench.asgi import StreamingASGITransport
 from proxy.bench.client import request_body, run_request
 from proxy.bench.runner import percentile, summarize
-from proxy.bench.scheduler import BenchmarkConfig, BenchMetrics, BenchScheduler
+from proxy.bench.scheduler import BenchScheduler, export
 from proxy.bench.scoring import pass_at_k, score, toolchains
-from proxy.bench.suite import BUILTIN_SUITES, Suite, SuiteError, Task, extract, load_suite
+from proxy.bench.suite import Suite, SuiteError, Task, extract, load_suite
+from proxy.classify import CLASSES
 from proxy.cli.bench import register_cli, run_cli
+from proxy.config import BenchmarkConfig
+from proxy.metrics import BenchGauges
 from tests.helpers.fakeupstream import run_server
 
 # -- suites -----------------------------------------------------------------------------------
 
 
 def all_tasks() -> list[tuple[str, Task]]:
-    return [(name, task) for name in BUILTIN_SUITES for task in load_suite(name).tasks]
+    return [(name, task) for name in CLASSES for task in load_suite(name).tasks]
 
 
 def test_builtin_suites_load_with_versions_and_classes() -> None:
-    for name in BUILTIN_SUITES:
+    for name in CLASSES:
         suite = load_suite(name)
         assert suite.name == name and suite.cls == name
         assert suite.version == 1
@@ -63,7 +66,7 @@ def tools() -> dict[str, str | None]:
 
 
 def test_wrong_answers_fail(tools: dict[str, Any]) -> None:
-    for name in BUILTIN_SUITES:
+    for name in CLASSES:
         task = load_suite(name).tasks[0]
         assert score(task, "I don't know.", tools=tools).status == "failed"
 
@@ -285,7 +288,7 @@ class AnsweringUpstream:
 
     def __init__(self) -> None:
         self.by_prompt: dict[str, tuple[int, Task]] = {}
-        for name in BUILTIN_SUITES:
+        for name in CLASSES:
             for i, task in enumerate(load_suite(name).tasks):
                 key = task.messages[-1].content if task.messages else task.prompt or ""
                 self.by_prompt[key] = (i, task)
@@ -427,14 +430,14 @@ def test_cli_end_to_end_exact_pass_ratios_timings_and_compare(
     doc = json.loads((out_dir / "latest.json").read_text())
     assert doc["schema"] == 1
     assert doc["proxy"]["mode"] == "in-process"
-    assert set(doc["suites"]) == set(BUILTIN_SUITES)
+    assert set(doc["suites"]) == set(CLASSES)
     assert all(s["version"] == 1 for s in doc["suites"].values())
     assert {"cpu_count", "memory_bytes", "os", "python"} <= set(doc["machine"])
     assert doc["sandbox"]["network"] is True
     assert doc["variants"]["good"]["model"] == "up-good"
     assert "identity" in doc["variants"]["good"]
     rows = rows_by(doc)
-    for suite in BUILTIN_SUITES:
+    for suite in CLASSES:
         assert rows[("good", suite)]["pass_ratio"] == 1.0
         assert rows[("bad", suite)]["pass_ratio"] == 0.5
         assert rows[("good", suite)]["scored"] == 4
@@ -574,23 +577,22 @@ def test_bench_metrics_reuse_the_proxy_gauges() -> None:
     from proxy.metrics import Metrics
 
     metrics = Metrics(CollectorRegistry())
-    bench_metrics = BenchMetrics(metrics=metrics)
     doc = {"results": [result_row("v", "complex", 0.75, 0.2, 33.0)]}
-    bench_metrics.export(doc, 1234.0)
+    export(metrics.bench, doc, 1234.0)
     get = metrics.registry.get_sample_value
     labels = {"variant": "v", "suite": "complex"}
     assert get("variant_proxy_bench_pass_ratio", labels) == 0.75
     assert get("variant_proxy_bench_ttft_seconds", labels) == 0.2
     assert get("variant_proxy_bench_output_tokens_per_second", labels) == 33.0
     assert get("variant_proxy_bench_last_run_timestamp_seconds", labels) == 1234.0
-    standalone = BenchMetrics(CollectorRegistry())
-    standalone.export(doc, 1.0)
+    standalone = BenchGauges(CollectorRegistry())
+    export(standalone, doc, 1.0)
     assert standalone.registry.get_sample_value("variant_proxy_bench_pass_ratio", labels) == 0.75
 
 
 def test_benchmark_config_is_strict() -> None:
     cfg = BenchmarkConfig.model_validate({"schedule": 3600, "idle_seconds": 60})
-    assert cfg.suites == list(BUILTIN_SUITES) and cfg.variants is None and cfg.repeat == 1
+    assert cfg.suites == list(CLASSES) and cfg.variants is None and cfg.repeat == 1
     with pytest.raises(ValueError, match="extra"):
         BenchmarkConfig.model_validate({"schedul": 1})
     with pytest.raises(ValueError, match="unknown suite 'nope'"):
@@ -648,7 +650,7 @@ def test_scheduler_runs_when_idle_persists_and_exports(
                 proxy=proxy,
                 idle_for=lambda: 1e9,
                 clock=lambda: now["value"],
-                metrics=BenchMetrics(CollectorRegistry()),
+                metrics=BenchGauges(CollectorRegistry()),
             )
             assert again.latest() is not None and again.last_finished is not None
             assert again.figures["bad"]["complex"]["pass_ratio"] == 0.5
@@ -668,7 +670,7 @@ def test_scheduler_runs_when_idle_persists_and_exports(
                 app=app,
                 proxy=proxy,
                 idle_for=lambda: time.monotonic() - proxy.last_request,
-                metrics=BenchMetrics(CollectorRegistry()),
+                metrics=BenchGauges(CollectorRegistry()),
                 state_dir=tmp_path / "other",
                 traffic_slack=0.01,
             )
