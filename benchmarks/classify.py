@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from proxy.classify import Classifier  # noqa: E402
 
-CHAT = "/v1/chat/completions"
-COMP = "/v1/completions"
+CHAT = "chat"
+COMP = "completions"
 SYSTEM = ("You are an expert software developer. Always answer with fenced code blocks. "
           "Respect the project's conventions. ") * 6  # fmt: skip
 

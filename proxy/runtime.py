@@ -144,7 +144,7 @@ class Runtime:
         elif target.kind == "class":
             cls, rule, reason = target.name, "model", f"client asked for class {target.name}"
         else:
-            decision = self.classifier.classify(ENDPOINTS[endpoint][0], payload)
+            decision = self.classifier.classify(endpoint, payload)
             cls, rule, reason, signals = (
                 decision.cls,
                 decision.rule,

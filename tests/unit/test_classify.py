@@ -22,8 +22,8 @@ from proxy.classify import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-CHAT = "/v1/chat/completions"
-COMP = "/v1/completions"
+CHAT = "chat"
+COMP = "completions"
 
 
 def chat(text: Any, system: str | None = None) -> dict[str, Any]:
@@ -126,7 +126,7 @@ def test_signal_table_matches_dataclass() -> None:
          {"fim_family": "starcoder", "fim_marker": True, "endpoint": "completions"}),
         (COMP, {"prompt": "x = 1\n", "suffix": "y", "max_tokens": 64, "stop": ["\n"]},
          {"has_suffix": True, "max_tokens": 64, "has_stop": True, "fim_family": None}),
-        ("/infill", {"input_prefix": "a", "input_suffix": "b"}, {"has_suffix": True}),
+        (COMP, {"input_prefix": "a", "input_suffix": "b"}, {"has_suffix": True}),
         (CHAT, chat("Port this to Rust:\n```python\nprint(1)\n```"),
          {"languages": ["python", "rust"], "translation_intent": True, "code_blocks": 1}),
         (CHAT, chat("Write a Python script that prints hello."),
@@ -308,28 +308,75 @@ def test_fuzz_random_nested_json() -> None:
 
 def test_first_match_equals_evaluate_all() -> None:
     """Short-circuit evaluation picks what evaluating every rule and ranking would pick."""
-    from proxy.classify import _compile, _LazySignals
+    from proxy.classify import LazySignals, compile_condition
+    from proxy.runtime import PATH_TO_ENDPOINT
 
     cfg = ClassifierConfig()
     rank = {c: i for i, c in enumerate(cfg.order)}
     text = (ROOT / "tests/corpus/corpus.jsonl").read_text(encoding="utf-8")
     rows = [json.loads(line) for line in text.splitlines()]
     for row in rows:
-        lazy = _LazySignals(row["endpoint"], row["body"], frozenset(cfg.primary_languages))
+        endpoint = PATH_TO_ENDPOINT[row["endpoint"]]
+        lazy = LazySignals(endpoint, row["body"], frozenset(cfg.primary_languages))
         matching = [
-            (rank[r.class_], i, r) for i, r in enumerate(cfg.rules) if _compile(r.when)(lazy)
+            (rank[r.class_], i, r)
+            for i, r in enumerate(cfg.rules)
+            if compile_condition(r.when)(lazy)
         ]
         expected = min(matching, key=lambda t: (t[0], t[1]))[2].name if matching else "default"
-        assert Classifier(cfg).classify(row["endpoint"], row["body"]).rule == expected
+        assert Classifier(cfg).classify(endpoint, row["body"]).rule == expected
 
 
 def test_completion_traffic_skips_prose_analysis() -> None:
-    from proxy.classify import _LazySignals
+    from proxy.classify import LazySignals
 
-    lazy = _LazySignals(COMP, {"prompt": "<fim_prefix>a<fim_suffix>b<fim_middle>"}, frozenset())
+    lazy = LazySignals(COMP, {"prompt": "<fim_prefix>a<fim_suffix>b<fim_middle>"}, frozenset())
     result = Classifier().classify(COMP, {"prompt": "<fim_prefix>a<fim_suffix>b<fim_middle>"})
     assert result.cls == "completion"
     assert lazy._deep is None
     assert result._lazy._deep is None
     result.signals_dict()
     assert result._lazy._deep is not None
+
+
+# --- the per-signal functions ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("languages", "code", "translate", "core"),
+    [
+        ({"python", "sql"}, {"python"}, False, {"python"}),  # SQL accompanies, not a 2nd
+        ({"typescript", "javascript"}, set(), False, {"typescript"}),  # one ecosystem
+        ({"typescript", "javascript"}, set(), True, {"typescript", "javascript"}),
+        ({"c", "cpp"}, {"cpp"}, False, {"cpp"}),
+        ({"c", "cpp"}, {"cpp"}, True, {"c", "cpp"}),
+        ({"go", "rust", "html"}, set(), False, {"go", "rust"}),
+    ],
+)  # fmt: skip
+def test_core_languages(
+    languages: set[str], code: set[str], translate: bool, core: set[str]
+) -> None:
+    from proxy.classify.languages import core_languages
+
+    assert core_languages(frozenset(languages), frozenset(code), translate) == core
+
+
+def test_code_languages_settle_and_come_from_every_source() -> None:
+    from proxy.classify.languages import (
+        file_names,
+        segment_languages,
+        settle_code_languages,
+        shebang_languages,
+    )
+
+    assert settle_code_languages({"c", "cpp", "javascript", "typescript", "klingon"}) == {
+        "cpp",
+        "typescript",
+    }
+    assert segment_languages([("rust", "fn main() {}"), ("", "x")]) == {"rust"}
+    assert shebang_languages("#!/usr/bin/env python3\nprint(1)\n#!/bin/zsh") == {
+        "python",
+        "shell",
+    }
+    files, langs = file_names("see src/app.ts and config.yaml", [("main.go", "")], "")
+    assert files == {"src/app.ts", "config.yaml", "main.go"} and langs == {"typescript", "go"}

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from proxy.classify import CLASSES, Classifier
+from proxy.runtime import PATH_TO_ENDPOINT
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 MIN_ACCURACY = 0.95
@@ -74,7 +75,7 @@ def test_corpus_shape() -> None:
 
 def test_corpus_accuracy() -> None:
     classifier = Classifier()
-    predicted = [classifier.classify(r["endpoint"], r["body"]).cls for r in ROWS]
+    predicted = [classifier.classify(PATH_TO_ENDPOINT[r["endpoint"]], r["body"]).cls for r in ROWS]
     table = report(ROWS, predicted)
     print("\n" + table)
     accuracy = sum(r["label"] == p for r, p in zip(ROWS, predicted, strict=True)) / len(ROWS)
