@@ -197,6 +197,9 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+_Phase = tuple[VariantTarget, Suite, list[_Item]]
+
+
 async def run_benchmark(
     client: httpx.AsyncClient,
     variants: Sequence[VariantTarget],
@@ -211,8 +214,57 @@ async def run_benchmark(
     """Generate and score; return the result document. `client` has the proxy as base URL."""
     started_at, t0 = _now(), time.monotonic()
     suites = [s.limited(settings.limit) for s in suites]
-    temperature = settings.effective_temperature
-    phases: list[tuple[VariantTarget, Suite, list[_Item]]] = []
+    phases, skipped = _plan(variants, suites, settings.repeat)
+    usage = await _generate(
+        client,
+        phases,
+        settings,
+        headers=headers,
+        progress=progress,
+        should_continue=should_continue,
+    )
+    tools = await asyncio.to_thread(toolchains)
+    iso = await asyncio.to_thread(sandbox.isolation)
+    items_all = [item for _, _, items in phases for item in items]
+    await _score(items_all, settings.score_workers, tools, progress)
+
+    tasks = [_task_record(item) for item in items_all]
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "kind": "variant-proxy-benchmark",
+        "run_id": uuid.uuid4().hex[:12],
+        "started_at": started_at,
+        "finished_at": _now(),
+        "duration_seconds": round(time.monotonic() - t0, 3),
+        "settings": settings.as_dict(),
+        "machine": machine_info(),
+        "sandbox": {**iso.as_dict(), "toolchains": tools},
+        "suites": {
+            s.name: {
+                "version": s.version,
+                "class": s.cls,
+                "tasks": len(s.tasks),
+                "description": s.description,
+                "source": s.source,
+                "licensed": s.license is not None,
+            }
+            for s in suites
+        },
+        "variants": {v.name: v.info for v in variants},
+        "skipped": skipped,
+        **dict(meta or {}),
+    }
+    doc["results"] = summarize(tasks, doc["suites"], settings.repeat, usage)
+    doc["tasks"] = tasks
+    return doc
+
+
+def _plan(
+    variants: Sequence[VariantTarget], suites: Sequence[Suite], repeat: int
+) -> tuple[list[_Phase], list[dict[str, Any]]]:
+    """One phase per (variant, suite), `repeat` items per task; completion suites are
+    skipped for a variant known to have no fill-in-the-middle format."""
+    phases: list[_Phase] = []
     skipped: list[dict[str, Any]] = []
     for variant in variants:
         for suite in suites:
@@ -227,11 +279,23 @@ async def run_benchmark(
                 )
                 continue
             items = [
-                _Item(variant.name, suite, task, n)
-                for task in suite.tasks
-                for n in range(settings.repeat)
+                _Item(variant.name, suite, task, n) for task in suite.tasks for n in range(repeat)
             ]
             phases.append((variant, suite, items))
+    return phases, skipped
+
+
+async def _generate(
+    client: httpx.AsyncClient,
+    phases: Sequence[_Phase],
+    settings: RunSettings,
+    *,
+    headers: Mapping[str, str] | None,
+    progress: Progress | None,
+    should_continue: Callable[[], bool] | None,
+) -> dict[tuple[str, str], dict[str, Any] | None]:
+    """Send every item, phase by phase, sampling the backend's use; return it per phase."""
+    temperature = settings.effective_temperature
     total = sum(len(items) for _, _, items in phases)
     done = 0
     usage: dict[tuple[str, str], dict[str, Any] | None] = {}
@@ -264,17 +328,23 @@ async def run_benchmark(
         async with sampler:
             await asyncio.gather(*(one(item) for item in items))
         usage[(variant.name, suite.name)] = sampler.summary()
+    return usage
 
-    tools = await asyncio.to_thread(toolchains)
-    iso = await asyncio.to_thread(sandbox.isolation)
-    items_all = [item for _, _, items in phases for item in items]
-    workers = asyncio.Semaphore(settings.score_workers)
+
+async def _score(
+    items: Sequence[_Item],
+    workers: int,
+    tools: dict[str, str | None],
+    progress: Progress | None,
+) -> None:
+    """Score every answer in the sandbox, `workers` at a time, in worker threads."""
+    gate = asyncio.Semaphore(workers)
     scored = 0
 
     async def check(item: _Item) -> None:
         nonlocal scored
         assert item.sample is not None
-        async with workers:
+        async with gate:
             if item.sample.error is not None and not item.sample.text:
                 item.score = Score("error", item.sample.error, method="none")
             else:
@@ -283,39 +353,9 @@ async def run_benchmark(
                 )
         scored += 1
         if progress is not None:
-            progress(scored, len(items_all), f"scoring {item.variant} {item.task.id}")
+            progress(scored, len(items), f"scoring {item.variant} {item.task.id}")
 
-    await asyncio.gather(*(check(item) for item in items_all))
-
-    tasks = [_task_record(item) for item in items_all]
-    doc: dict[str, Any] = {
-        "schema": SCHEMA,
-        "kind": "variant-proxy-benchmark",
-        "run_id": uuid.uuid4().hex[:12],
-        "started_at": started_at,
-        "finished_at": _now(),
-        "duration_seconds": round(time.monotonic() - t0, 3),
-        "settings": settings.as_dict(),
-        "machine": machine_info(),
-        "sandbox": {**iso.as_dict(), "toolchains": tools},
-        "suites": {
-            s.name: {
-                "version": s.version,
-                "class": s.cls,
-                "tasks": len(s.tasks),
-                "description": s.description,
-                "source": s.source,
-                "licensed": s.license is not None,
-            }
-            for s in suites
-        },
-        "variants": {v.name: v.info for v in variants},
-        "skipped": skipped,
-        **dict(meta or {}),
-    }
-    doc["results"] = summarize(tasks, doc["suites"], settings.repeat, usage)
-    doc["tasks"] = tasks
-    return doc
+    await asyncio.gather(*(check(item) for item in items))
 
 
 def _round(x: float | None, digits: int = 6) -> float | None:
