@@ -25,16 +25,24 @@ from typing import Any
 import httpx
 
 from .classify import CLASSES
-from .errors import ProxyError, UpstreamBusy, UpstreamError, UpstreamUnreachable
+from .errors import (
+    BackendStartError,
+    ClientGone,
+    ProxyError,
+    QueueFull,
+    QueueTimeout,
+    UpstreamBusy,
+    UpstreamError,
+    UpstreamUnreachable,
+)
 from .httpclient import NativeClient
-from .limits import QueueFull, QueueTimeout
 from .metrics import Metrics
 from .pinning.guard import PinGuard
 from .routing import Decision, Eligibility, Ranker
 from .runtime import ENDPOINTS, Runtime
 from .streammeter import StreamMeter, observe
-from .supervisor import BackendStartError, ManagedProcess
-from .upstream import AttemptTarget, ClientGone, Headers, Observation, Relay, Send
+from .supervisor import ManagedProcess
+from .upstream import AttemptTarget, Headers, Observation, Relay, Send
 
 __all__ = ["Dispatcher", "Outcome", "backend_usable", "header_safe"]
 
