@@ -224,7 +224,7 @@ class Dispatcher:
             meter = StreamMeter(started=time.perf_counter(), stream=stream)
             obs.meter, obs.on_chunk = meter, meter.feed
             target = self._target(rt, attempt, endpoint, obs)
-            content = rt.body_for(name, endpoint, payload, raw)
+            content = rt.body_for(name, endpoint, payload, raw, decision.prompt_fim)
             try:
                 await self._attempt(
                     relay,

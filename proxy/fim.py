@@ -28,14 +28,29 @@ Repository context that precedes the prefix token (StarCoder2 ``<repo_name>`` /
 ``<file_sep>`` / ``<filename>``, Qwen ``<|repo_name|>`` / ``<|file_sep|>``) is kept in
 :attr:`FimParts.context` when a prompt is re-rendered to its own family, and dropped
 when it is rendered to another one: those tokens have no equivalent there.
+
+A request's prompt is read for markers once: :class:`PromptFim` is made per completion
+request and handed to everything that asks (the classifier, the router's "needs an
+infill-capable variant" check, :func:`normalize`); it runs :func:`detect` on first use
+and keeps the answer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FIM_FORMATS", "FimParts", "detect", "normalize", "render"]
+__all__ = [
+    "FIM_FORMATS",
+    "FimParts",
+    "PromptFim",
+    "detect",
+    "first_prompt",
+    "normalize",
+    "render",
+    "single_prompt",
+]
 
 FIM_FORMATS: frozenset[str] = frozenset(
     {"codellama", "starcoder", "qwen", "deepseek", "codestral", "native-suffix"}
@@ -205,7 +220,19 @@ def render(fmt: str, prefix: str, suffix: str) -> str:
     return f"{tok.prefix}{prefix}{tok.suffix}{suffix}{tok.middle}"
 
 
-def _prompt_text(prompt: object) -> str | None:
+def first_prompt(prompt: object) -> str:
+    """The text routing reads for FIM markers: ``prompt`` itself, or the first string of
+    a batch of prompts; ``""`` for anything else (token ids, no prompt)."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list) and prompt and isinstance(prompt[0], str):
+        return prompt[0]
+    return ""
+
+
+def single_prompt(prompt: object) -> str | None:
+    """``prompt`` as the one string :func:`normalize` can rewrite: a string, or a list of
+    exactly one string; ``None`` for a batch, token ids or no prompt."""
     if isinstance(prompt, str):
         return prompt
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
@@ -213,14 +240,58 @@ def _prompt_text(prompt: object) -> str | None:
     return None
 
 
-def normalize(endpoint: str, body: dict[str, Any], target_fmt: str | None) -> dict[str, Any]:
+class PromptFim:
+    """The FIM reading of one completion request's prompt (:func:`first_prompt`),
+    detected on first use and then kept.
+
+    Made once per request and passed along, so the prompt is scanned at most once
+    however many parts of the proxy ask, and not at all when none does.
+    """
+
+    __slots__ = ("_parts", "_read", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._parts: FimParts | None = None
+        self._read = False
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> PromptFim:
+        """The reading of ``body["prompt"]`` (not detected yet)."""
+        return cls(first_prompt(body.get("prompt")))
+
+    @property
+    def parts(self) -> FimParts | None:
+        """:func:`detect` of the prompt, run on the first call only."""
+        if not self._read:
+            self._parts = detect(self.text)
+            self._read = True
+        return self._parts
+
+    def parts_of(self, text: str) -> FimParts | None:
+        """:func:`detect` of ``text``: the kept answer when ``text`` is the prompt read
+        here (the usual case), a fresh detection for any other text."""
+        if text is self.text or text == self.text:
+            return self.parts
+        return detect(text)
+
+
+def normalize(
+    endpoint: str,
+    body: dict[str, Any],
+    target_fmt: str | None,
+    prompt_fim: PromptFim | None = None,
+) -> dict[str, Any]:
     """Rewrite a completion request ``body`` so its FIM prompt uses ``target_fmt``.
 
-    Prefix and suffix come from FIM markers in ``prompt`` or, failing that, from the
-    ``prompt`` + ``suffix`` fields. Returns a new dict; returns ``body`` itself,
-    untouched, when there is nothing to do: no target, a chat request, a prompt that is
-    not a string, no FIM markers and no ``suffix`` field, or a body already in the target
-    format. Raises :class:`ValueError` for an unknown ``target_fmt``.
+    ``endpoint`` is the endpoint name (``"chat"``, ``"completions"``). Prefix and suffix
+    come from FIM markers in ``prompt`` or, failing that, from the ``prompt`` +
+    ``suffix`` fields; ``prompt_fim``, when given, is this request's reading of the
+    prompt, so the markers are not searched for again. Returns a new dict; returns
+    ``body`` itself, untouched, when there is nothing to do: no target, a chat request,
+    a prompt that is not a string, no FIM markers and no ``suffix`` field, or a body
+    already in the target format. Raises :class:`ValueError` for an unknown
+    ``target_fmt``.
     """
     if target_fmt is None:
         return body
@@ -228,14 +299,14 @@ def normalize(endpoint: str, body: dict[str, Any], target_fmt: str | None) -> di
         raise ValueError(
             f"unknown FIM format {target_fmt!r} (known: {', '.join(sorted(FIM_FORMATS))})"
         )
-    if "chat" in endpoint or not isinstance(body, dict):
+    if endpoint == "chat" or not isinstance(body, dict):
         return body
-    prompt = _prompt_text(body.get("prompt"))
+    prompt = single_prompt(body.get("prompt"))
     if prompt is None:
         return body
     raw_suffix = body.get("suffix")
     suffix_field = raw_suffix if isinstance(raw_suffix, str) else None
-    parts = detect(prompt)
+    parts = detect(prompt) if prompt_fim is None else prompt_fim.parts_of(prompt)
     if parts is not None:
         if parts.family == target_fmt and "suffix" not in body:
             return body

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .config import CLASSES, RouteCandidate, RouterConfig
+from .fim import PromptFim
 
 __all__ = ["Decision", "Eligibility", "Ranker", "RouteTarget", "Router"]
 
@@ -48,6 +49,8 @@ class Decision:
     candidates: tuple[str, ...]
     skipped: dict[str, str] = field(default_factory=dict)
     signals: Mapping[str, Any] = field(default_factory=dict)
+    #: the request's FIM reading, made once and passed on to the body rewrite
+    prompt_fim: PromptFim | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {

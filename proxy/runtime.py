@@ -131,6 +131,9 @@ class Runtime:
                 param="model",
             )
         signals: Mapping[str, Any] = {}
+        # The prompt's FIM markers, read at most once for this request whoever asks first:
+        # the classifier, the infill check below, or body_for (through the Decision).
+        prompt_fim = fim.PromptFim.of(payload) if endpoint == "completions" else None
         if target.kind == "variant":
             return Decision(
                 cls="direct",
@@ -138,23 +141,24 @@ class Runtime:
                 reason=f"model {model!r} names variant {target.name}",
                 variant=target.name,
                 candidates=(target.name,),
+                prompt_fim=prompt_fim,
             )
         if endpoint == "embeddings":
             cls, rule, reason = "embeddings", "endpoint", "embeddings request"
         elif target.kind == "class":
             cls, rule, reason = target.name, "model", f"client asked for class {target.name}"
         else:
-            decision = self.classifier.classify(endpoint, payload)
+            decision = self.classifier.classify(endpoint, payload, prompt_fim)
             cls, rule, reason, signals = (
                 decision.cls,
                 decision.rule,
                 decision.reason,
                 decision.signals,
             )
-        needs_infill = endpoint == "completions" and (
+        needs_infill = prompt_fim is not None and (
             isinstance(payload.get("suffix"), str)
             and bool(payload.get("suffix"))
-            or fim.detect(_prompt_text(payload.get("prompt"))) is not None
+            or prompt_fim.parts is not None
         )
         candidates, skipped = self.router.candidates(
             cls, needs_infill=needs_infill, eligible=eligible, draw=random.random(), rank=rank
@@ -176,6 +180,7 @@ class Runtime:
             candidates=tuple(candidates),
             skipped=skipped,
             signals=signals,
+            prompt_fim=prompt_fim,
         )
 
     def timeouts(self, variant: str, backend: str) -> Timeouts:
@@ -197,15 +202,21 @@ class Runtime:
         return names if all(self.backends[b].limiter.busy() for b in names) else []
 
     def body_for(
-        self, variant: str, endpoint: str, payload: dict[str, Any], raw: bytes = b""
+        self,
+        variant: str,
+        endpoint: str,
+        payload: dict[str, Any],
+        raw: bytes = b"",
+        prompt_fim: fim.PromptFim | None = None,
     ) -> bytes:
         """The body for the backend: `model` rewritten (and the FIM prompt for completion
-        traffic), everything else as the client sent it."""
+        traffic), everything else as the client sent it. `prompt_fim` is the request's
+        FIM reading (`Decision.prompt_fim`), so the prompt is not searched again."""
         spec = self.cfg.variants[variant]
         out = dict(payload)
         out["model"] = spec.model
         if endpoint == "completions" and spec.fim is not None:
-            out = fim.normalize(ENDPOINTS[endpoint][0], out, spec.fim)
+            out = fim.normalize(endpoint, out, spec.fim, prompt_fim)
         content = orjson.dumps(out)
         if b"e+" in content and raw and b"e+" not in raw and b"E+" not in raw:
             # orjson read an integer beyond 64 bits as a float; the stdlib keeps it exact
@@ -218,11 +229,3 @@ class Runtime:
                         exact[key] = out[key]
             content = json.dumps(exact, ensure_ascii=False, separators=(",", ":")).encode()
         return content
-
-
-def _prompt_text(prompt: Any) -> str:
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, list) and prompt and isinstance(prompt[0], str):
-        return str(prompt[0])
-    return ""

@@ -24,7 +24,8 @@ Design, in two stages, one module each:
 
 This module is the engine (:class:`Classifier`, :class:`Classification`) and the
 public surface: import from ``proxy.classify``, not from the submodules. The caller
-passes the endpoint name (``"chat"`` or ``"completions"``), not a path.
+passes the endpoint name (``"chat"`` or ``"completions"``), and, when it has one, the
+request's :class:`proxy.fim.PromptFim`, so FIM markers are detected once per request.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from proxy.fim import PromptFim
 
 from .lexicon import ANCILLARY_LANGUAGES, DEFAULT_PRIMARY_LANGUAGES, KNOWN_LANGUAGES
 from .rules import (
@@ -117,10 +120,13 @@ class Classifier:
         """All signals for one request, with this classifier's primary languages."""
         return extract_signals(endpoint, body, self._primary)
 
-    def classify(self, endpoint: str, body: Mapping[str, Any]) -> Classification:
+    def classify(
+        self, endpoint: str, body: Mapping[str, Any], prompt_fim: PromptFim | None = None
+    ) -> Classification:
         """Classify one request to endpoint ``endpoint`` (``"chat"``, ``"completions"``;
-        anything else is ``other``). Never raises."""
-        lazy = LazySignals(endpoint, body, self._primary)
+        anything else is ``other``). ``prompt_fim`` is the request's FIM reading when the
+        caller made one (see :class:`proxy.fim.PromptFim`). Never raises."""
+        lazy = LazySignals(endpoint, body, self._primary, prompt_fim)
         for rule in self._rules:
             try:
                 ok = rule.pred(lazy)

@@ -19,7 +19,8 @@ what the user wrote (the last user message, or the one before it when the last i
 code); system prompts count only toward ``tokens``.
 
 The caller passes the endpoint *name* (``"chat"``, ``"completions"``); it is not
-guessed from a path.
+guessed from a path. FIM markers are read through :class:`proxy.fim.PromptFim` when the
+caller has one for this request, so a prompt is scanned for them only once.
 
 Extraction is total: any input, however malformed, gives signals and never raises.
 """
@@ -234,13 +235,16 @@ def _read_prompt(body: Mapping[str, Any]) -> tuple[str, bool]:
     return prompt_text, has_suffix
 
 
-def _read_fim(candidates: list[str], has_suffix: bool) -> tuple[fim.FimParts | None, bool]:
+def _read_fim(
+    candidates: list[str], has_suffix: bool, prompt_fim: fim.PromptFim | None
+) -> tuple[fim.FimParts | None, bool]:
     """FIM markers in the first candidate text that has them, and whether the last one
     has a chat-style "fill the hole" marker instead."""
+    detect = fim.detect if prompt_fim is None else prompt_fim.parts_of
     fim_parts = None
     for text in candidates:
         if text and fim_parts is None:
-            fim_parts = fim.detect(text)
+            fim_parts = detect(text)
     hole = False
     if fim_parts is None and not has_suffix and candidates:
         last = candidates[-1]
@@ -262,7 +266,7 @@ def _read_max_tokens(body: Mapping[str, Any]) -> int | None:
 
 
 def _cheap_stage(
-    endpoint: object, body: object, primary: frozenset[str]
+    endpoint: object, body: object, primary: frozenset[str], prompt_fim: fim.PromptFim | None
 ) -> tuple[dict[str, Any], _Context]:
     kind = _endpoint_kind(endpoint)
     cheap: dict[str, Any] = {name: _DEFAULTS[name] for name in CHEAP_SIGNALS}
@@ -279,7 +283,7 @@ def _cheap_stage(
     if prompt_text:
         user_msgs.append(prompt_text)
     candidates = [prompt_text] if prompt_text else user_msgs[-2:]
-    fim_parts, hole = _read_fim(candidates, has_suffix)
+    fim_parts, hole = _read_fim(candidates, has_suffix, prompt_fim)
     user_tokens = sum(estimate_tokens(t) for t in user_msgs)
     stop = body.get("stop")
     cheap.update(
@@ -497,9 +501,15 @@ class LazySignals:
 
     __slots__ = ("_cheap", "_ctx", "_deep")
 
-    def __init__(self, endpoint: object, body: object, primary: frozenset[str]) -> None:
+    def __init__(
+        self,
+        endpoint: object,
+        body: object,
+        primary: frozenset[str],
+        prompt_fim: fim.PromptFim | None = None,
+    ) -> None:
         try:
-            self._cheap, self._ctx = _cheap_stage(endpoint, body, primary)
+            self._cheap, self._ctx = _cheap_stage(endpoint, body, primary, prompt_fim)
         except Exception:  # noqa: BLE001 - the classifier is total: odd input → defaults
             self._cheap = {name: _DEFAULTS[name] for name in CHEAP_SIGNALS}
             self._cheap["endpoint"] = _endpoint_kind(endpoint)

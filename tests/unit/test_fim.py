@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
 from proxy import fim
@@ -95,7 +98,7 @@ def test_formats() -> None:
 @pytest.mark.parametrize("dst", sorted(fim.FIM_FORMATS))
 def test_normalize_between_families(src: str, dst: str) -> None:
     body = {"model": "m", "prompt": RENDERED[src], "max_tokens": 32}
-    out = fim.normalize("/v1/completions", body, dst)
+    out = fim.normalize("completions", body, dst)
     if src == dst:
         assert out is body
         return
@@ -110,33 +113,103 @@ def test_normalize_between_families(src: str, dst: str) -> None:
 @pytest.mark.parametrize("dst", sorted(RENDERED))
 def test_normalize_prompt_suffix_fields(dst: str) -> None:
     body = {"prompt": PRE, "suffix": SUF, "stream": True}
-    out = fim.normalize("/v1/completions", body, dst)
+    out = fim.normalize("completions", body, dst)
     assert out == {"prompt": RENDERED[dst], "stream": True}
 
 
 def test_normalize_noops() -> None:
     body = {"prompt": PRE, "suffix": SUF}
-    assert fim.normalize("/v1/completions", body, "native-suffix") is body
-    assert fim.normalize("/v1/completions", body, None) is body
+    assert fim.normalize("completions", body, "native-suffix") is body
+    assert fim.normalize("completions", body, None) is body
     plain = {"prompt": "def f():\n"}
-    assert fim.normalize("/v1/completions", plain, "qwen") is plain
+    assert fim.normalize("completions", plain, "qwen") is plain
     chat = {"messages": [{"role": "user", "content": RENDERED["qwen"]}]}
-    assert fim.normalize("/v1/chat/completions", chat, "starcoder") is chat
+    assert fim.normalize("chat", chat, "starcoder") is chat
     tokens = {"prompt": [1, 2, 3], "suffix": "x"}
-    assert fim.normalize("/v1/completions", tokens, "qwen") is tokens
+    assert fim.normalize("completions", tokens, "qwen") is tokens
 
 
 def test_normalize_list_prompt_and_same_family_context() -> None:
-    out = fim.normalize("/v1/completions", {"prompt": [RENDERED["qwen"]]}, "starcoder")
+    out = fim.normalize("completions", {"prompt": [RENDERED["qwen"]]}, "starcoder")
     assert out["prompt"] == RENDERED["starcoder"]
     text = "<repo_name>a/b<file_sep>x.py\n<fim_prefix>P<fim_suffix>S<fim_middle>"
     body = {"prompt": text, "suffix": ""}
-    out = fim.normalize("/v1/completions", body, "starcoder")
+    out = fim.normalize("completions", body, "starcoder")
     assert out["prompt"] == text and "suffix" not in out
-    out = fim.normalize("/v1/completions", body, "qwen")
+    out = fim.normalize("completions", body, "qwen")
     assert out["prompt"] == "<|fim_prefix|>P<|fim_suffix|>S<|fim_middle|>"
 
 
 def test_normalize_unknown_target() -> None:
     with pytest.raises(ValueError, match="unknown FIM format"):
-        fim.normalize("/v1/completions", {"prompt": "x", "suffix": "y"}, "gpt")
+        fim.normalize("completions", {"prompt": "x", "suffix": "y"}, "gpt")
+
+
+# --- one reading per request -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prompt", "first", "single"),
+    [
+        ("p", "p", "p"),
+        (["p"], "p", "p"),
+        (["p", "q"], "p", None),  # a batch: routing reads the first, normalize leaves it
+        ([1, "p"], "", None),
+        ([], "", None),
+        (None, "", None),
+    ],
+)
+def test_first_and_single_prompt(prompt: object, first: str, single: str | None) -> None:
+    assert fim.first_prompt(prompt) == first
+    assert fim.single_prompt(prompt) == single
+
+
+def _count_detect(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real = fim.detect
+
+    def counting(text: str) -> fim.FimParts | None:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(fim, "detect", counting)
+    return calls
+
+
+def test_prompt_fim_detects_once_and_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_detect(monkeypatch)
+    reading = fim.PromptFim.of({"prompt": [RENDERED["qwen"]]})
+    assert calls == []
+    assert reading.parts == fim.FimParts("qwen", PRE, SUF)
+    assert reading.parts_of(RENDERED["qwen"]) is reading.parts
+    assert len(calls) == 1
+    assert reading.parts_of("<fim_prefix>a<fim_suffix>b") is not None  # another text: read it
+    assert len(calls) == 2
+
+
+def _runtime() -> Any:
+    from proxy.config import parse_config
+    from proxy.runtime import Runtime
+    from tests.helpers.config import make_config
+
+    return Runtime(parse_config(make_config("http://127.0.0.1:1")), "<test>", {})
+
+
+@pytest.mark.parametrize("model", ["auto", "completion", "code"])
+def test_fim_detected_once_per_request(monkeypatch: pytest.MonkeyPatch, model: str) -> None:
+    """Classified, routed by class or named directly: decide and body_for share one reading."""
+    rt = _runtime()
+    calls = _count_detect(monkeypatch)
+    payload = {"model": model, "prompt": RENDERED["qwen"], "max_tokens": 8}
+    decision = rt.decide("completions", payload)
+    assert decision.variant == "code"
+    assert decision.prompt_fim is not None
+    assert decision.prompt_fim.parts == fim.FimParts("qwen", PRE, SUF)
+    body = rt.body_for("code", "completions", payload, b"", decision.prompt_fim)
+    assert json.loads(body)["prompt"] == RENDERED["starcoder"]
+    assert calls == [RENDERED["qwen"]]
+
+
+def test_chat_requests_carry_no_prompt_reading() -> None:
+    decision = _runtime().decide("chat", {"model": "auto", "messages": [{"content": "hi"}]})
+    assert decision.prompt_fim is None
