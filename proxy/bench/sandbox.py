@@ -243,20 +243,7 @@ def run(
         work = base / "work"
         work.mkdir()
         base.chmod(0o711)  # the sandbox uid may enter its directory, not list ours
-        for name, content in files.items():
-            target = work / name
-            if target.resolve().parent != work.resolve():
-                raise ValueError(f"file name {name!r} must be a plain name")
-            target.write_text(content, encoding="utf-8")
-        uid: int | None = None
-        if _is_root():
-            uid = _UID_BASE + slot
-            _sweep_uid(uid)
-            for path in (work, *work.iterdir()):
-                os.chown(path, uid, uid)
-            nproc = limits.processes
-        else:
-            nproc = _own_processes(os.getuid()) + limits.processes
+        uid, nproc = _prepare(work, files, slot, limits)
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "LANG": "C.UTF-8",
@@ -293,16 +280,8 @@ def run(
                         detail = _last_line(err) or _last_line(out)
                         if detail:
                             reason = f"{reason}: {detail}"
-                    return Outcome(
-                        status,
-                        reason,
-                        returncode,
-                        out,
-                        err,
-                        time.monotonic() - started,
-                        iso,
-                        codes,
-                    )
+                    elapsed = time.monotonic() - started
+                    return Outcome(status, reason, returncode, out, err, elapsed, iso, codes)
             return Outcome(
                 "passed",
                 "exited 0",
@@ -316,6 +295,25 @@ def run(
         finally:
             if uid is not None:
                 _sweep_uid(uid)
+
+
+def _prepare(
+    work: Path, files: Mapping[str, str], slot: int, limits: Limits
+) -> tuple[int | None, int]:
+    """Write the files; as root, hand them to the slot's sandbox uid. Returns that uid
+    (None when not root) and the process limit (counting our own when sharing a uid)."""
+    for name, content in files.items():
+        target = work / name
+        if target.resolve().parent != work.resolve():
+            raise ValueError(f"file name {name!r} must be a plain name")
+        target.write_text(content, encoding="utf-8")
+    if not _is_root():
+        return None, _own_processes(os.getuid()) + limits.processes
+    uid = _UID_BASE + slot
+    _sweep_uid(uid)
+    for path in (work, *work.iterdir()):
+        os.chown(path, uid, uid)
+    return uid, limits.processes
 
 
 def _run_one(
@@ -398,21 +396,25 @@ def _run_one(
     )
     if "fatal" in status:
         return ("crashed", proc.returncode, str(status["fatal"])), iso
-    code = proc.returncode
+    return _verdict(proc.returncode, timed_out, limits), iso
+
+
+def _verdict(code: int, timed_out: bool, limits: Limits) -> tuple[Status, int | None, str]:
+    """A finished process's status, exit code and reason; a signal names the limit hit."""
     if timed_out:
-        return ("timeout", None, f"wall-clock timeout after {limits.wall_seconds:g}s"), iso
+        return "timeout", None, f"wall-clock timeout after {limits.wall_seconds:g}s"
     if code == 0:
-        return ("passed", 0, "exited 0"), iso
+        return "passed", 0, "exited 0"
     if code < 0:
         sig = -code
         if sig == signal.SIGXCPU:
-            return ("timeout", code, f"CPU time limit of {limits.cpu_seconds}s exceeded"), iso
+            return "timeout", code, f"CPU time limit of {limits.cpu_seconds}s exceeded"
         if sig == signal.SIGXFSZ:
-            return ("crashed", code, f"file size limit of {limits.file_bytes} bytes exceeded"), iso
+            return "crashed", code, f"file size limit of {limits.file_bytes} bytes exceeded"
         if sig == signal.SIGKILL:
-            return ("crashed", code, "killed by SIGKILL (CPU or memory limit)"), iso
-        return ("crashed", code, f"killed by {_signal_name(sig)}"), iso
-    return ("failed", code, f"exited {code}"), iso
+            return "crashed", code, "killed by SIGKILL (CPU or memory limit)"
+        return "crashed", code, f"killed by {_signal_name(sig)}"
+    return "failed", code, f"exited {code}"
 
 
 _PROBE_LOCK = threading.Lock()
