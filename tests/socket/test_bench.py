@@ -8,10 +8,13 @@ import argparse
 import asyncio
 import io
 import json
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -26,6 +29,7 @@ from proxy.bench.runner import percentile, summarize
 from proxy.bench.scheduler import BenchScheduler, export
 from proxy.bench.scoring import pass_at_k, score, toolchains
 from proxy.bench.suite import Suite, SuiteError, Task, extract, load_suite
+from proxy.bench.usage import backend_pid, listener
 from proxy.classify import CLASSES
 from proxy.cli.bench import register_cli, run_cli
 from proxy.config import BenchmarkConfig
@@ -546,6 +550,28 @@ def test_request_errors_are_recorded_not_raised() -> None:
 
 
 # -- in-process transport and the scheduler ------------------------------------------------------
+
+
+def test_backend_pid_is_the_managed_process_else_the_listener() -> None:
+    """The bench finds a backend's process with the resource sampler's `listening_pid`:
+    loopback and wildcard hosts, never a remote one; a managed process wins."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        for host in ("127.0.0.1", "localhost", "0.0.0.0"):
+            assert listener(f"http://{host}:{port}")() == os.getpid(), host
+        assert listener(f"http://10.255.0.1:{port}")() is None
+
+        class Managed:
+            managed = {"m": SimpleNamespace(pid=4242), "stopped": SimpleNamespace(pid=None)}
+
+        url = f"http://127.0.0.1:{port}"
+        assert backend_pid(Managed(), "m", url)() == 4242
+        assert backend_pid(Managed(), "stopped", url)() is None
+        assert backend_pid(Managed(), "other", url)() == os.getpid()
+        assert backend_pid(None, "m", url)() == os.getpid()
+        assert backend_pid(None, "m", None)() is None
 
 
 def test_streaming_asgi_transport_does_not_buffer() -> None:
