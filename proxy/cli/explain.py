@@ -7,56 +7,33 @@ explained as `auto`; an unknown model is explained as `auto` with a warning.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import Any, TextIO
 
 import orjson
 
-from ..errors import ModelNotFound, ProxyError, status_of
+from ..errors import InvalidRequest, ProxyError, render
+from ..explain import endpoint_of, explain
+from ..runtime import Runtime
 from ..settings import Settings
 from ._common import load_or_report
 
 __all__ = ["cmd_explain"]
 
 
-def _endpoint_of(path: str) -> str | None:
-    """`/v1/chat/completions`, `/chat/completions`, `chat`, … → the endpoint name."""
-    from ..runtime import PATH_TO_ENDPOINT
-
-    clean = "/" + path.strip().strip("/")
-    if not clean.startswith("/v1/"):
-        clean = "/v1" + clean
-    if clean == "/v1/chat":
-        clean = "/v1/chat/completions"
-    return PATH_TO_ENDPOINT.get(clean)
-
-
-def _explain_one(rt: Any, path: str, body: Any) -> dict[str, Any]:
-    from ..runtime import parse_payload
-
-    endpoint = _endpoint_of(path)
-    if endpoint is None:
-        return {"error": {"message": f"unknown endpoint {path!r}", "code": "invalid_request"}}
+def _explain_one(rt: Runtime, path: str, body: Any) -> dict[str, Any]:
+    """The decision, or the error a request would get, with its HTTP status."""
     try:
-        if isinstance(body, bytes):
-            with contextlib.suppress(orjson.JSONDecodeError):
-                body = orjson.loads(body)
-        if isinstance(body, dict) and "model" not in body:
-            body = {**body, "model": "auto"}  # explain answers "where would auto send this?"
-        raw = body if isinstance(body, bytes) else orjson.dumps(body)
-        payload = parse_payload(endpoint, raw)
-        try:
-            decision: dict[str, Any] = rt.decide(endpoint, payload).as_dict()
-        except ModelNotFound as exc:
-            # still show the classification, and say what the proxy would answer
-            decision = rt.decide(endpoint, {**payload, "model": "auto"}).as_dict()
-            decision["warning"] = f"{exc.message} (a request would get 404; shown as auto)"
-        return decision
+        return explain(rt, endpoint_of(path, lenient=True), body, lenient=True)
     except ProxyError as exc:
-        result = exc.body()
-        result["status"] = status_of(exc)
-        return result
+        return _error(exc)
+
+
+def _error(exc: ProxyError) -> dict[str, Any]:
+    status, _, body = render(exc)
+    result: dict[str, Any] = orjson.loads(body)
+    result["status"] = status
+    return result
 
 
 def cmd_explain(
@@ -65,8 +42,6 @@ def cmd_explain(
     cfg = load_or_report(settings.config, err)
     if cfg is None:
         return 1
-    from ..runtime import Runtime
-
     rt = Runtime(cfg, str(settings.config), {n: 0 for n in cfg.backends})
     if not jsonl:
         data = inp.read().encode()
@@ -86,7 +61,7 @@ def cmd_explain(
                 rt, str(item.get("endpoint", "/v1/chat/completions")), item.get("body")
             )
         except (orjson.JSONDecodeError, ValueError) as exc:
-            result = {"error": {"message": f"line {lineno}: {exc}", "code": "invalid_json"}}
+            result = _error(InvalidRequest(f"line {lineno}: {exc}", code="invalid_json"))
         if "error" in result:
             failures += 1
         out.write(orjson.dumps(result).decode() + "\n")
