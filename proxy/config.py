@@ -366,6 +366,11 @@ def _loc(loc: tuple[int | str, ...]) -> str:
 
 
 def _check_references(cfg: RouterConfig) -> list[ConfigIssue]:
+    """What one section can't check alone: names that must exist, secrets that must be set."""
+    return [*_check_backends(cfg), *_check_variants(cfg), *_check_routes(cfg)]
+
+
+def _check_backends(cfg: RouterConfig) -> list[ConfigIssue]:
     issues: list[ConfigIssue] = []
     if not cfg.backends:
         issues.append(ConfigIssue("backends", "at least one backend is required"))
@@ -398,6 +403,11 @@ def _check_references(cfg: RouterConfig) -> list[ConfigIssue]:
                 issues.append(
                     ConfigIssue(f"backends.{name}.model_file", "required: command uses {model}")
                 )
+    return issues
+
+
+def _check_variants(cfg: RouterConfig) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
     reserved = {"auto", *CLASSES}
     owner: dict[str, str] = {}
     for name, variant in cfg.variants.items():
@@ -424,6 +434,11 @@ def _check_references(cfg: RouterConfig) -> list[ConfigIssue]:
             elif key in owner and owner[key] != name:
                 issues.append(ConfigIssue(label, f"{key!r} is already used by {owner[key]}"))
             owner.setdefault(key, name)
+    return issues
+
+
+def _check_routes(cfg: RouterConfig) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
     known_variants = ", ".join(sorted(cfg.variants)) or "none"
     for cls in (*CLASSES, "embeddings"):
         key = "multi-language" if cls == "multi-language" else cls

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .bench.client import BENCH_HEADER
 from .dispatch import Outcome
 from .errors import (
     ClientGone,
@@ -39,8 +40,7 @@ __all__ = ["OpenAIEndpoint", "read_body", "request_id", "send_error"]
 
 log = logging.getLogger("variant_proxy")
 
-#: the header the scheduled benchmark's own requests carry
-BENCH_HEADER = b"x-variant-proxy-bench"
+_BENCH_HEADER = BENCH_HEADER.encode()
 
 
 class OpenAIEndpoint:
@@ -107,7 +107,7 @@ def _scan_headers(scope: Mapping[str, Any]) -> tuple[int, bool]:
     user = True
     for key, value in scope.get("headers", ()):
         size += len(key) + len(value) + 4
-        if key == BENCH_HEADER:
+        if key == _BENCH_HEADER:
             user = False
     return size, user
 

@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 __all__ = [
-    "ENDPOINTS",
+    "ENDPOINT_LABELS",
     "FAST_BUCKETS",
     "INTER_TOKEN_BUCKETS",
     "LATENCY_BUCKETS",
@@ -55,9 +55,12 @@ OVERHEAD_BUCKETS = (
 FAST_BUCKETS = (
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05,
 )  # fmt: skip
-ENDPOINTS = frozenset({"chat", "completions", "embeddings", "other"})
+#: the values of the `endpoint` label: the relayed endpoints (`runtime.ENDPOINTS`), no others
+ENDPOINT_LABELS = frozenset({"chat", "completions", "embeddings"})
 
 _PIN_VALUE_LIMIT = 80
+#: every metric name starts with this
+PREFIX = "variant_proxy_"
 
 
 class SampledCounter(Collector):
@@ -116,9 +119,17 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        p = "variant_proxy_"
+        self._traffic(r)
+        self._latency(r)
+        self._errors(r)
+        self._backends(r)
+        self._resources(r)
+        self._system_resources(r)
+        #: the benchmark's gauges (written by the bench scheduler)
+        self.bench = BenchGauges(r)
 
-        # -- traffic ---------------------------------------------------------------------------
+    def _traffic(self, r: CollectorRegistry) -> None:
+        p = PREFIX
         self.requests = Counter(
             p + "requests",
             "Requests answered, by endpoint, class, variant and HTTP status.",
@@ -151,7 +162,8 @@ class Metrics:
             registry=r,
         )
 
-        # -- latency and tokens ----------------------------------------------------------------
+    def _latency(self, r: CollectorRegistry) -> None:
+        p = PREFIX
         self.request_duration = Histogram(
             p + "request_duration_seconds",
             "End-to-end request duration as the client sees it.",
@@ -201,7 +213,8 @@ class Metrics:
             registry=r,
         )
 
-        # -- errors, fallbacks, queueing -------------------------------------------------------
+    def _errors(self, r: CollectorRegistry) -> None:
+        p = PREFIX
         self.upstream_errors = Counter(
             p + "upstream_errors",
             "Backend failures, by backend and kind (unreachable, timeout, status, protocol).",
@@ -229,7 +242,8 @@ class Metrics:
             registry=r,
         )
 
-        # -- backends, pins, config ------------------------------------------------------------
+    def _backends(self, r: CollectorRegistry) -> None:
+        p = PREFIX
         self.backend_up = Gauge(
             p + "backend_up",
             "1 when the backend's last health probe succeeded.",
@@ -258,7 +272,8 @@ class Metrics:
             p + "config_reloads", "Config reloads, by result.", ["result"], registry=r
         )
 
-        # -- resources (written by proxy.resources.ResourceSampler) ----------------------------
+    def _resources(self, r: CollectorRegistry) -> None:
+        p = PREFIX
         self.backend_cpu_seconds = SampledCounter(
             p + "backend_cpu_seconds",
             "CPU time (user + system) of a backend's process and its children.",
@@ -293,6 +308,9 @@ class Metrics:
             multiprocess_mode="max",
             registry=r,
         )
+
+    def _system_resources(self, r: CollectorRegistry) -> None:
+        p = PREFIX
         self.system_cpu_percent = Gauge(
             p + "system_cpu_percent",
             "System-wide CPU use over the last sampling interval (100 = all cores busy).",
@@ -340,9 +358,6 @@ class Metrics:
             registry=r,
         )
 
-        # -- benchmarks (written by the bench scheduler) ---------------------------------------
-        self.bench = BenchGauges(r)
-
     def set_pin(self, variant: str, *, expected: str, observed: str, ok: bool) -> None:
         """Record a pin check, keeping exactly one `pin_info` series per variant."""
         expected = expected[:_PIN_VALUE_LIMIT]
@@ -384,7 +399,7 @@ class BenchGauges:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r, p = self.registry, "variant_proxy_bench_"
+        r, p = self.registry, PREFIX + "bench_"
         labels = ["variant", "suite"]
         self.pass_ratio = Gauge(
             p + "pass_ratio",

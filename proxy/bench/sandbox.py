@@ -316,6 +316,26 @@ def _prepare(
     return uid, limits.processes
 
 
+def _launcher(
+    argv: list[str], status_fd: int, uid: int | None, limits: Limits, nproc: int
+) -> list[str]:
+    """The command that sets the limits and the uid, reports on `status_fd`, then execs `argv`."""
+    spec = {
+        "status_fd": status_fd,
+        "uid": uid,
+        "gid": uid,
+        "argv": argv,
+        "limits": {
+            "cpu": limits.cpu_seconds,
+            "memory": limits.memory_bytes,
+            "fsize": limits.file_bytes,
+            "nofile": limits.open_files,
+            "nproc": nproc,
+        },
+    }
+    return [sys.executable, "-I", "-S", "-c", _LAUNCHER, json.dumps(spec)]
+
+
 def _run_one(
     argv: list[str],
     *,
@@ -337,20 +357,7 @@ def _run_one(
         program = str(work / program)
     argv = [program, *argv[1:]]
     read_fd, write_fd = os.pipe()
-    spec = {
-        "status_fd": write_fd,
-        "uid": uid,
-        "gid": uid,
-        "argv": argv,
-        "limits": {
-            "cpu": limits.cpu_seconds,
-            "memory": limits.memory_bytes,
-            "fsize": limits.file_bytes,
-            "nofile": limits.open_files,
-            "nproc": nproc,
-        },
-    }
-    launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, json.dumps(spec)]
+    launcher = _launcher(argv, write_fd, uid, limits, nproc)
     with (
         stdout_path.open("wb") as out,
         stderr_path.open("wb") as err,

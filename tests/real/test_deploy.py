@@ -173,7 +173,7 @@ def test_unit_fits_the_program(unit: Path) -> None:
     binary = "/usr/local/bin/variant-proxy" if unit == SYSTEM_UNIT else "%h/.local/bin/"
     assert one("Service.ExecStart").startswith(binary)
     assert shlex.split(one("Service.ExecStart"))[1:] == ["serve"]
-    assert one("Service.ExecReload") == "/bin/kill -HUP $MAINPID"  # cli.py reloads on SIGHUP
+    assert one("Service.ExecReload") == "/bin/kill -HUP $MAINPID"  # cli/serve.py reloads on SIGHUP
     assert one("Service.Restart") == "on-failure"
     assert one("Service.KillMode") == "mixed"
     # longer than the proxy's drain, or systemd SIGKILLs requests that are finishing
@@ -444,7 +444,7 @@ def test_dockerfile_builder_stage_builds_the_wheel_the_runtime_installs(tmp_path
     assert glob and fnmatch.fnmatch(wheel.name, glob.group(1)), wheel.name
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
-        assert {"proxy/cli.py", "proxy/app.py", "proxy/py.typed"} <= names
+        assert {"proxy/cli/__init__.py", "proxy/app.py", "proxy/py.typed"} <= names
         (entry,) = [n for n in names if n.endswith("entry_points.txt")]
         assert "variant-proxy = proxy.cli:main" in zf.read(entry).decode()
 

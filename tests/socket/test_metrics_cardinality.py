@@ -20,7 +20,8 @@ from prometheus_client.utils import floatToGoString
 from proxy import metrics as metrics_module
 from proxy.app import create_app
 from proxy.config import CLASSES, parse_config
-from proxy.metrics import ENDPOINTS, Metrics
+from proxy.metrics import ENDPOINT_LABELS, Metrics
+from proxy.runtime import ENDPOINTS
 from tests.helpers.config import make_config
 from tests.helpers.fakeupstream import FakeUpstream, run_server
 
@@ -28,7 +29,7 @@ CFG = make_config("http://placeholder")
 VARIANTS = set(CFG["variants"])
 BACKENDS = set(CFG["backends"])
 ALLOWED: dict[str, set[str]] = {
-    "endpoint": set(ENDPOINTS),
+    "endpoint": set(ENDPOINT_LABELS),
     "class": set(CLASSES) | {"direct", "embeddings", "none"},
     "variant": VARIANTS | {"none"},
     "from_variant": VARIANTS,
@@ -137,3 +138,7 @@ def test_label_values_stay_bounded(proxy: tuple[str, Metrics]) -> None:
     used += traffic(url, random.Random(7))
     second = series(metrics)
     assert second == first, sorted(second - first)[:10]
+
+
+def test_endpoint_labels_are_the_relayed_endpoints() -> None:
+    assert set(ENDPOINTS) == ENDPOINT_LABELS
