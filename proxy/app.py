@@ -25,7 +25,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .bench.ranking import rank
 from .bench.scheduler import BenchScheduler
 from .config import RouterConfig, load_config
 from .edge import OpenAIEndpoint
@@ -196,14 +195,9 @@ class ProxyApp:
     def state(self) -> Any:
         return self.app.state
 
-    def rank(self, names: list[str], cls: str) -> list[str]:
-        """`order: benchmark` routes, ordered by the scheduler's latest evidence."""
-        return rank(names, cls, self.bench.figures) if self.bench is not None else names
-
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         proxy = self.proxy
-        await proxy.start()
         bench = BenchScheduler(
             proxy.runtime.cfg.benchmark,
             app=self,
@@ -211,6 +205,7 @@ class ProxyApp:
             idle_for=lambda: time.monotonic() - proxy.last_request,
         )
         app.state.bench = self.bench = bench
+        await proxy.start(rank=bench.rank)
         if proxy.runtime.cfg.benchmark.schedule is not None:
             proxy.spawn(bench.run(), "bench")
         try:
@@ -252,9 +247,7 @@ def create_app(
         transport=transport,
         upstream_client=upstream_client,
     )
-    app = ProxyApp(proxy)
-    proxy.rank = app.rank
-    return app
+    return ProxyApp(proxy)
 
 
 def app_from_env() -> ProxyApp:

@@ -52,7 +52,6 @@ class Proxy:
         metrics: Metrics | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         upstream_client: str = "native",
-        rank: Ranker | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
         self.transport = transport
@@ -67,8 +66,6 @@ class Proxy:
         self.keys = self._keyring(cfg)
         self.managed: dict[str, ManagedProcess] = {}
         self.last_request = time.monotonic()
-        #: orders `order: benchmark` routes by benchmark evidence
-        self.rank = rank
         self._pins: PinGuard | None = None
         self._dispatcher: Dispatcher | None = None
         self._client: httpx.AsyncClient | None = None
@@ -100,7 +97,11 @@ class Proxy:
         """The pin guard (None until started)."""
         return self._pins
 
-    async def start(self) -> None:
+    async def start(self, *, rank: Ranker | None = None) -> None:
+        """Start the clients, managed backends and background tasks; requests may come.
+
+        `rank` orders `order: benchmark` routes by evidence (the benchmark scheduler's).
+        """
         self._client = httpx.AsyncClient(
             transport=self.transport,
             # idle connections expire before servers drop them (cpp-httplib: 5 s)
@@ -127,7 +128,7 @@ class Proxy:
             native=self.native,
             managed=self.managed,
             pins=pins,
-            rank=self.rank,
+            rank=rank,
         )
         eager = [p for n, p in self.managed.items() if cfg.backends[n].start == "eager"]
         results = await asyncio.gather(*(p.start() for p in eager), return_exceptions=True)

@@ -32,7 +32,7 @@ import httpx
 from ..config import BenchmarkConfig
 from ..metrics import BenchGauges
 from .asgi import ASGIApp, StreamingASGITransport
-from .ranking import figures
+from .ranking import figures, rank
 from .report import write_outputs
 from .runner import BenchInterrupted, RunSettings, VariantTarget, run_benchmark, variant_identity
 from .running import RunningProxy
@@ -113,6 +113,10 @@ class BenchScheduler:
             self.last_finished = _finished_epoch(latest)
             export(self.metrics, latest, self.last_finished or 0.0)
             self.figures = figures(latest)
+
+    def rank(self, candidates: list[str], cls: str) -> list[str]:
+        """`candidates` ordered by the latest run's evidence (a `routing.Ranker`)."""
+        return rank(candidates, cls, self.figures)
 
     def latest(self) -> dict[str, Any] | None:
         """The latest persisted result document, if any."""
