@@ -206,11 +206,15 @@ class Dispatcher:
         for attempt in attempts:
             name = attempt.variant
             breaker = rt.backends[attempt.backend].breaker
-            trial = breaker.state(time.monotonic()) == "half-open"
+            now = time.monotonic()
+            half_open = breaker.state(now) == "half-open"
             # A half-open breaker lets one trial through; a request that names its variant
             # directly (a single candidate) goes anyway and reports what it finds.
-            if not breaker.allow(time.monotonic()) and len(attempts) > 1:
+            allowed = breaker.allow(now)
+            if not allowed and len(attempts) > 1:
                 continue
+            # only the attempt that took the trial may give it back
+            trial = half_open and allowed
             if previous is not None and previous != name:
                 self.metrics.fallbacks.labels(previous, name).inc()
             previous = name

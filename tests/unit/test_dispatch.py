@@ -366,13 +366,6 @@ def test_half_open_trial_verdicts(step: Step, raises: type[Exception] | None, af
     assert breaker.allow(time.monotonic()) is (after != "open")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _attempts sets `trial` from the breaker's state, not from whether this "
-    "attempt took the trial; a direct request that goes past a half-open breaker whose trial "
-    "another request holds, and ends without a verdict, calls release_trial() and frees that "
-    "other request's trial, so a second concurrent trial is let through",
-)
 def test_direct_request_without_the_trial_does_not_release_it() -> None:
     h = Harness(FakeRelay(gone()))
     half_open(h, "dead")
