@@ -28,7 +28,7 @@ import orjson
 import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root: tests.*
-from tests.helpers.openai_wire import DONE, chunk, event, full  # noqa: E402
+from tests.helpers.openai_wire import DONE, chunk, event, full, lifespan  # noqa: E402
 
 DEFAULT_CHUNKS = 50
 _JSON = [(b"content-type", b"application/json")]
@@ -55,13 +55,7 @@ async def _reply(send: Any, status: int, body: bytes) -> None:
 
 async def app(scope: Any, receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await lifespan(receive, send)
     path = scope["path"]
     if scope["method"] == "GET":
         if path == "/v1/models":

@@ -32,9 +32,9 @@ from typing import Any
 import httpx
 import psutil
 
-from ..backends.identity import fetch_identity
 from ..config import RouterConfig
-from ..pinning import resolve_target
+from ..errors import IdentityUnavailable
+from ..pinning import read_identity, resolve_target
 from . import sandbox
 from .client import Sample, request_body, run_request
 from .scoring import Score, pass_at_k, score, toolchains
@@ -178,17 +178,11 @@ async def variant_identity(
         target = resolve_target(cfg, name, urls)
         if target is None:
             return None
-        seen = await fetch_identity(
-            target.kind,
-            client,
-            target.base_url,
-            target.headers,
-            target.model,
-            local_path=target.local_path,
-        )
+        seen = await read_identity(client, target)
     except Exception as exc:
-        reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
-        return {"unavailable": str(reason)[:300]}
+        return {"unavailable": f"{type(exc).__name__}: {exc}"[:300]}
+    if isinstance(seen, IdentityUnavailable):
+        return {"unavailable": seen.reason[:300]}
     result: dict[str, Any] = seen.as_dict()
     return result
 

@@ -32,7 +32,15 @@ Dependencies point one way: ``checker`` → ``drift`` → ``lockfile``. Import f
 package; the names below are its public surface.
 """
 
-from .checker import IdentityTarget, PinChecker, lock, render_verify, resolve_target, verify
+from .checker import (
+    IdentityTarget,
+    PinChecker,
+    lock,
+    read_identity,
+    render_verify,
+    resolve_target,
+    verify,
+)
 from .drift import (
     INFORMATIONAL_FIELDS,
     FieldDrift,
@@ -79,6 +87,7 @@ __all__ = [
     "parse_lockfile",
     "read_lockfile",
     "render_verify",
+    "read_identity",
     "resolve_target",
     "verify",
     "version_mismatch",

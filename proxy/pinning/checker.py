@@ -92,11 +92,12 @@ def resolve_target(
     )
 
 
-async def _observe(
-    client: httpx.AsyncClient, target: IdentityTarget | None, hashes: FileHashCache | None, why: str
+async def read_identity(
+    client: httpx.AsyncClient,
+    target: IdentityTarget,
+    hashes: FileHashCache | None = DEFAULT_HASH_CACHE,
 ) -> Identity | IdentityUnavailable:
-    if target is None:
-        return IdentityUnavailable(why)
+    """What the server at `target` really serves, or why that can't be read."""
     try:
         return await fetch_identity(
             target.kind,
@@ -109,6 +110,14 @@ async def _observe(
         )
     except IdentityUnavailable as exc:
         return exc
+
+
+async def _observe(
+    client: httpx.AsyncClient, target: IdentityTarget | None, hashes: FileHashCache | None, why: str
+) -> Identity | IdentityUnavailable:
+    if target is None:
+        return IdentityUnavailable(why)
+    return await read_identity(client, target, hashes)
 
 
 def _not_running(cfg: RouterConfig, variant: str) -> str:

@@ -29,7 +29,7 @@ from typing import Any
 
 import uvicorn
 
-from tests.helpers.openai_wire import chunk, event, full
+from tests.helpers.openai_wire import chunk, event, full, lifespan
 
 
 @dataclass
@@ -55,13 +55,7 @@ class FakeUpstream:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            return await lifespan(receive, send)
         path = scope["path"]
         if scope["method"] == "GET":
             if path == "/health":

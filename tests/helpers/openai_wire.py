@@ -78,3 +78,14 @@ def full(chat: bool, model: str, text: str, *, name: str = "fake") -> dict[str, 
         "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": "stop"}],
         "usage": dict(USAGE),
     }
+
+
+async def lifespan(receive: Any, send: Any) -> None:
+    """Answer an ASGI lifespan scope: start up, then shut down when told."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -35,6 +35,7 @@ from proxy.cli.bench import register_cli, run_cli
 from proxy.config import BenchmarkConfig
 from proxy.metrics import BenchGauges
 from tests.helpers.fakeupstream import run_server
+from tests.helpers.openai_wire import lifespan
 
 # -- suites -----------------------------------------------------------------------------------
 
@@ -320,13 +321,7 @@ class AnsweringUpstream:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            return await lifespan(receive, send)
         if scope["method"] == "GET":
             data = b'{"status":"ok","object":"list","data":[]}'
             await send(
