@@ -33,6 +33,8 @@ translates them (`raise ... from exc`) or reports them in its own words:
     └── BackendProtocolError          answered, but not in the shape expected
     IdentityUnavailable               a model's identity could not be read (pins: unverifiable)
     LockfileError                     an unreadable lockfile (CLI exit 1; serve: ignored, logged)
+    SuiteError                        a benchmark suite can't be read (CLI exit 1)
+    BenchInterrupted                  a scheduled benchmark run gave way to user traffic
 
 The native relay client's errors (`httpclient.ConnectError`, …) subclass httpx's
 own, so one translation (`upstream._translate`) serves both clients.
@@ -55,6 +57,7 @@ __all__ = [
     "BackendProtocolError",
     "BackendStartError",
     "BackendUnavailableError",
+    "BenchInterrupted",
     "ClientGone",
     "IdentityUnavailable",
     "LockfileError",
@@ -71,6 +74,7 @@ __all__ = [
     "PayloadTooLarge",
     "ProxyError",
     "RequestError",
+    "SuiteError",
     "Unauthorized",
     "Unavailable",
     "UpstreamBusy",
@@ -343,3 +347,11 @@ class IdentityUnavailable(Exception):
 
 class LockfileError(Exception):
     """A lockfile that cannot be read; the message names the file and the key."""
+
+
+class SuiteError(Exception):
+    """A benchmark suite that can't be found or doesn't match the format."""
+
+
+class BenchInterrupted(Exception):
+    """A benchmark run was stopped (user traffic arrived, or the caller said so)."""

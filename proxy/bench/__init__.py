@@ -26,7 +26,7 @@ from .ranking import figures, rank
 from .runner import SCHEMA, RunSettings, VariantTarget, run_benchmark
 from .running import RunningProxy
 from .scheduler import BenchScheduler
-from .suite import Suite, SuiteError, Task, load_suite
+from .suite import Suite, Task, load_suite
 
 __all__ = [
     "SCHEMA",
@@ -34,7 +34,6 @@ __all__ = [
     "RunSettings",
     "RunningProxy",
     "Suite",
-    "SuiteError",
     "Task",
     "VariantTarget",
     "figures",

@@ -33,7 +33,7 @@ import httpx
 import psutil
 
 from ..config import RouterConfig
-from ..errors import IdentityUnavailable
+from ..errors import BenchInterrupted, IdentityUnavailable
 from ..pinning import read_identity, resolve_target
 from . import sandbox
 from .client import Sample, request_body, run_request
@@ -43,7 +43,6 @@ from .usage import UsageSampler
 
 __all__ = [
     "SCHEMA",
-    "BenchInterrupted",
     "RunSettings",
     "VariantTarget",
     "machine_info",
@@ -58,10 +57,6 @@ _ANSWER_LIMIT = 4000
 _OUTPUT_LIMIT = 1000
 
 Progress = Callable[[int, int, str], None]
-
-
-class BenchInterrupted(Exception):
-    """The run was stopped (user traffic arrived, or the caller said so)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,13 +30,14 @@ from typing import Any
 import httpx
 
 from ..config import BenchmarkConfig
+from ..errors import BenchInterrupted, SuiteError
 from ..metrics import BenchGauges
 from .asgi import ASGIApp, StreamingASGITransport
 from .ranking import figures, rank
 from .report import write_outputs
-from .runner import BenchInterrupted, RunSettings, VariantTarget, run_benchmark, variant_identity
+from .runner import RunSettings, VariantTarget, run_benchmark, variant_identity
 from .running import RunningProxy
-from .suite import SuiteError, load_suite
+from .suite import load_suite
 from .usage import backend_pid
 
 __all__ = ["BenchScheduler", "export"]

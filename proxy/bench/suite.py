@@ -29,11 +29,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..classify import CLASSES
+from ..errors import SuiteError
 
 __all__ = [
     "Language",
     "Suite",
-    "SuiteError",
     "Task",
     "extract",
     "load_suite",
@@ -59,10 +59,6 @@ _END_MARKERS = (
     "<|im_start|>",
     "<|eot_id|>",
 )
-
-
-class SuiteError(Exception):
-    """A suite that can't be found or doesn't match the format."""
 
 
 class Message(BaseModel):

@@ -31,11 +31,11 @@ import httpx
 from ..bench.report import Regression, compare, text_table, write_outputs
 from ..bench.runner import RunSettings, VariantTarget, run_benchmark, variant_identity
 from ..bench.running import RunningProxy
-from ..bench.suite import Suite, SuiteError, load_suite
+from ..bench.suite import Suite, load_suite
 from ..bench.usage import backend_pid
 from ..classify import CLASSES
 from ..config import RouterConfig, load_config
-from ..errors import ConfigError
+from ..errors import ConfigError, SuiteError
 from ..settings import Settings
 from ._common import print_config_error
 

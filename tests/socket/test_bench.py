@@ -28,11 +28,12 @@ from proxy.bench.client import request_body, run_request
 from proxy.bench.runner import percentile, summarize
 from proxy.bench.scheduler import BenchScheduler, export
 from proxy.bench.scoring import pass_at_k, score, toolchains
-from proxy.bench.suite import Suite, SuiteError, Task, extract, load_suite
+from proxy.bench.suite import Suite, Task, extract, load_suite
 from proxy.bench.usage import backend_pid, listener
 from proxy.classify import CLASSES
 from proxy.cli.bench import register_cli, run_cli
 from proxy.config import BenchmarkConfig
+from proxy.errors import SuiteError
 from proxy.metrics import BenchGauges
 from tests.helpers.fakeupstream import run_server
 from tests.helpers.openai_wire import lifespan
