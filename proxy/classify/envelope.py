@@ -242,6 +242,22 @@ def _json_chars(value: object) -> int:
         return 0
 
 
+def _calls_chars(calls: object) -> int:
+    """About the JSON size of an assistant's ``tool_calls``: names and arguments plus the
+    fixed keys (dumping each call costs more than the rest of the envelope)."""
+    if not isinstance(calls, list):
+        calls = [calls]
+    n = 0
+    for call in calls:
+        fn = call.get("function", call) if isinstance(call, Mapping) else None
+        if isinstance(fn, Mapping):
+            for key in ("name", "arguments"):
+                value = fn.get(key)
+                n += len(value) if isinstance(value, str) else 0
+            n += 80  # {"id": …, "type": "function", "function": {"name": …, "arguments": …}}
+    return n
+
+
 def _messages(raw: object) -> tuple[list[_Msg], int]:
     """The messages that are mappings, and the characters of their texts and tool calls."""
     msgs: list[_Msg] = []
@@ -253,9 +269,16 @@ def _messages(raw: object) -> tuple[list[_Msg], int]:
             continue
         role = item.get("role")
         role = "user" if role is None else role if isinstance(role, str) else "other"
-        parts = _parts(item.get("content"))
+        content = item.get("content")
+        if isinstance(content, str):
+            parts = [content]
+            total += len(content)
+        else:
+            parts = _parts(content)
+            total += sum(map(len, parts))
         calls = item.get("tool_calls") or item.get("function_call")
-        total += sum(len(p) for p in parts) + (_json_chars(calls) if calls else 0)
+        if calls:
+            total += _calls_chars(calls)
         msgs.append(_Msg(role, parts, bool(calls)))
     return msgs, total
 
@@ -577,12 +600,11 @@ def _prompt_envelope(body: Mapping[str, Any]) -> Envelope:
     suffix = body.get("suffix")
     if isinstance(suffix, str):
         total += len(suffix)
-    probe = (
-        text
-        if len(text) <= _PREDICT_HEAD + _PREDICT_TAIL
-        else (text[:_PREDICT_HEAD] + text[-_PREDICT_TAIL:])
-    )
-    if any(mark in probe for mark in _PREDICT_MARKS):
+    tail = max(0, len(text) - _PREDICT_TAIL)
+    if "<" in text and any(
+        text.find(mark, 0, _PREDICT_HEAD) >= 0 or text.find(mark, tail) >= 0
+        for mark in _PREDICT_MARKS
+    ):
         return _envelope("prompt", "", text, (), total, edit_prediction=True)
     return _envelope("prompt", text, "", (), total)
 
