@@ -339,17 +339,32 @@ def _read_generic(m: _Msg) -> _Read:
     return _Read("human", text.strip())
 
 
+def _line_find(text: str, tag: str, limit: int) -> int:
+    """The first ``tag`` in ``text[:limit]`` that starts a line (-1 when none does)."""
+    i = text.find(tag, 0, limit)
+    while i > 0 and text[i - 1] != "\n":
+        i = text.find(tag, i + 1, limit)
+    return i
+
+
 def _cline_wrapped(text: str, limit: int) -> tuple[str, list[str]] | None:
-    """The newest human wrapper's inner text in ``text[:limit]`` (blocks cut out; the
-    attached ones returned), or None when it has none."""
+    """The outermost human wrapper's inner text in ``text[:limit]`` (blocks cut out; the
+    attached ones returned), or None when it has none.
+
+    Cline/Roo put each wrapper tag on a line of its own and one wrapper per text part,
+    so the first wrapper that starts a line is the outer one, and its last closing tag
+    ends it: tags the user typed inside their ask (``why is <feedback> ignored?``) or
+    nested in it stay part of the ask."""
     best, best_tag = -1, ("", "")
     for tag in _CLINE_WRAPPERS:
-        i = text.rfind(tag[0], 0, limit)
-        if i > best:
+        i = _line_find(text, tag[0], limit)
+        if i >= 0 and (best < 0 or i < best):
             best, best_tag = i, tag
     if best < 0:
         return None
-    inner, _ = _between(text, best_tag[0], best_tag[1], best)
+    body = text.find(">", best + len(best_tag[0]) - 1) + 1
+    end = text.rfind(best_tag[1], body)
+    inner = text[body:] if end < 0 else text[body:end]
     attached: list[str] = []
     inner = _cut_blocks(inner, _CLINE_ATTACH, attached)
     inner = _cut_blocks(inner, _CLINE_DROP, None)
@@ -392,10 +407,10 @@ def _aider_ask(text: str) -> str:
         i = text.find(marker, start, cut)
         if i >= 0:
             cut = i
-    if cut < len(text):
-        reply = text.rfind("\nReply in ", start, cut)  # "Reply in <language>." reminder
-        if reply >= 0 and cut - reply < 40:
-            cut = reply
+    # A "Reply in <language>." line: aider's language reminder, alone or before the rules.
+    reply = text.rfind("\n\nReply in ", max(0, cut - 60), cut)
+    if reply >= 0 and text[reply:cut].rstrip().endswith("."):
+        cut = reply
     return text[:cut].strip()
 
 
@@ -561,7 +576,7 @@ def _webui_task(text: str, total: int) -> Envelope | None:
         return _envelope("open-webui", "", "", (), total, background="emoji")
     if text.startswith(_WEBUI_MOA):
         return _envelope("open-webui", "", "", (), total, background="summary")
-    if not text.startswith(_WEBUI_TASK):
+    if not text.startswith(_WEBUI_TASK) or "<chat_history>" not in text:
         return None
     head = text[:300].lower()
     kind = next((k for probe, k in _WEBUI_KINDS if probe in head), "summary")
@@ -671,7 +686,7 @@ def _by_user(msgs: list[_Msg], total: int) -> Envelope | None:
         client = "roo" if first.parts[0].startswith("<user_message>") else "cline"
         return _walk(client, msgs, total, _read_cline)
     last = _last_user(msgs)
-    if last.startswith(("#", "Your task", "You have")):
+    if last.startswith(("#", "Your task", "You have")) and sum(m.role == "user" for m in msgs) == 1:
         found = _webui_task(last, total)
         if found is not None:
             return found

@@ -310,6 +310,18 @@ ASK_CASES: list[tuple[str, Body, str, str]] = [
      "generic", "Act as an expert Go developer and review this"),
     ("copilot userRequest", one("sys", "<context>\nThe current date is May 2\n</context>\n"
      "<userRequest>\nadd a retry\n</userRequest>"), "generic", "add a retry"),
+    ("cline ask mentions a wrapper tag", cline_body("Why is the <feedback> tag ignored by the parser?", steps=1),
+     "cline", "Why is the <feedback> tag ignored by the parser?"),
+    ("cline ask holds a wrapper line", cline_body("Make the parser accept\n<answer>\nblocks"),
+     "cline", "Make the parser accept\n<answer>\nblocks"),
+    ("aider reply-in reminder", aider_body("Explica esta función\n\nReply in Spanish."), "aider",
+     "Explica esta función"),
+    ("continue edit", one(None, "The user has requested a section of code in a file to be rewritten.\n\n"
+     f"This is the prefix of the file:\n```ts\n{source(800)}```\n\n"
+     "The user's request is: \"make it async\"\n\n"
+     "DO NOT output any natural language, only output the code changes."), "continue", "make it async"),
+    ("human writes ### Task:", one(None, "### Task:\nwrite a sorting function"), "generic",
+     "### Task:\nwrite a sorting function"),
     ("completions", ({"prompt": "def add(a, b):\n", "max_tokens": 16}), "prompt",
      "def add(a, b):\n"),
 ]  # fmt: skip
@@ -592,3 +604,28 @@ def test_body_is_not_mutated() -> None:
     before = copy.deepcopy(body)
     env(body)
     assert body == before
+
+
+def test_roo_environment_merged_into_the_tool_result() -> None:
+    body = cline_body("Rename foo", who="Roo", wrapper="user_message", steps=1, native=True)
+    tool = body["messages"][-2]
+    tool["content"] += "\n\n" + env_details()
+    del body["messages"][-1]  # mergeToolResultText: no separate environment message
+    e = env(body)
+    assert (e.client, e.ask, e.tool_turn) == ("roo", "Rename foo", True)
+    answer = "[ask_followup_question for 'Which file?'] Result:\n<answer>\nsrc/b.ts\n</answer>"
+    body["messages"].append({"role": "assistant", "content": None, "tool_calls": []})
+    body["messages"].append({"role": "tool", "tool_call_id": "q", "content": answer})
+    e = env(body)
+    assert (e.ask, e.context, e.tool_turn) == ("src/b.ts", ("Rename foo",), False)
+
+
+def test_aider_without_a_system_prompt() -> None:
+    body = aider_body("Add a docstring", files=source(500))
+    system = body["messages"][0]["content"]
+    body["messages"][0:1] = [
+        {"role": "user", "content": system},
+        {"role": "assistant", "content": "Ok."},
+    ]
+    e = env(body)
+    assert (e.client, e.ask) == ("aider", "Add a docstring")
