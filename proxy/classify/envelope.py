@@ -71,37 +71,30 @@ _CONTEXT_ASKS = 3
 _CLINE_SYS = ("You are Cline,", "You are Roo,", "You are Kilo Code,")
 _CLINE_FIRST = ("<task>", "<user_message>", "<user_input")
 _CLINE_WRAPPERS = (
-    ("<user_message>", "</user_message>"),
-    ("<feedback>", "</feedback>"),
-    ("<answer>", "</answer>"),
-    ("<user_input", "</user_input>"),
-    ("<task>", "</task>"),
-)
+    ("<user_message>", "</user_message>"), ("<feedback>", "</feedback>"),
+    ("<answer>", "</answer>"), ("<user_input", "</user_input>"), ("<task>", "</task>"),
+)  # fmt: skip
 # Blocks @-mentions expand inside the human text: attached (file, url, problems, terminal)
 # or dropped as boilerplate (folder listings, slash-command instructions, mode notices).
 _CLINE_ATTACH = (
-    ("<file_content", "</file_content>"),
-    ("<url_content", "</url_content>"),
+    ("<file_content", "</file_content>"), ("<url_content", "</url_content>"),
     ("<workspace_diagnostics>", "</workspace_diagnostics>"),
     ("<terminal_output>", "</terminal_output>"),
-)
+)  # fmt: skip
 _CLINE_DROP = (
     ("<folder_content", "</folder_content>"),
-    ("<explicit_instructions", "</explicit_instructions>"),
-    ("<mode_notice>", "</mode_notice>"),
-)
-_ENV_OPEN, _ENV_CLOSE = "<environment_details>", "</environment_details>"
+    ("<explicit_instructions", "</explicit_instructions>"), ("<mode_notice>", "</mode_notice>"),
+)  # fmt: skip
+_ENV_OPEN = "<environment_details>"
 _TOOL_HEAD = 400  # human wrappers in a tool result (<answer>, <feedback>) sit at its head
 
 _AIDER_SYS = ("Act as an expert ", "You are an expert on the AI coding tool called Aider.")
 _AIDER_SUMMARY = "*Briefly* summarize this partial conversation about programming."
 _AIDER_SWITCH = "I switched to a new code base."
 _AIDER_ATTACH = (
-    "I have *added these files to the chat*",
-    "These files have been *added these files to the chat*",
-    "These are some files we have been discussing",
-    "Here are some READ ONLY files",
-)
+    "I have *added these files to the chat*", "These are some files we have been discussing",
+    "These files have been *added these files to the chat*", "Here are some READ ONLY files",
+)  # fmt: skip
 _AIDER_FIXED = (
     "Here are summaries of some files present in my git repo",
     "I am working with you on code in a git repository.",
@@ -109,39 +102,32 @@ _AIDER_FIXED = (
     "I am not sharing any files that you can edit yet.",
     "I am not sharing the full contents of any files with you yet.",
     "I spoke to you previously about a number of things.",
-)
+)  # fmt: skip
 # The system prompt sent as a user turn (use_system_prompt: false); not a recognition
 # marker on its own, since a human may well start an ask with these words.
 _AIDER_SYS_AS_USER = "Act as an expert "
 _AIDER_SYNTHETIC = (
-    "# Fix any errors below",
-    "I added these files to the chat:",
-    "I ran this command:",
+    "# Fix any errors below", "I added these files to the chat:", "I ran this command:",
     "I did `git reset --hard HEAD~1`",
-)
+)  # fmt: skip
 # The first line of each edit format's system_reminder, appended to the user's ask.
 _AIDER_RULES = (
-    "# *SEARCH/REPLACE block* Rules:",
-    "# File editing rules:",
-    "# V4A Diff Format Rules:",
+    "# *SEARCH/REPLACE block* Rules:", "# File editing rules:", "# V4A Diff Format Rules:",
     "To suggest changes to a file you MUST return the entire content",
-    "You are diligent and tireless!",
-    "Pay careful attention to the scope of the user's request.",
+    "You are diligent and tireless!", "Pay careful attention to the scope of the user's request.",
     "^C KeyboardInterrupt",
-)
+)  # fmt: skip
 _AIDER_TAIL = 8000  # the reminder is ~1-4 KB; it is looked for only in the tail
 
 _COMMIT_SYS = (
-    "generates concise, one-line Git commit messages",
-    "generates informative git commit messages",
+    "generates concise, one-line Git commit messages", "generates informative git commit messages",
     "You are to act as an author of a commit message in git",
     "Generate a concise git commit message",
-)
+)  # fmt: skip
 _COMMIT_USER_HEAD = (
-    "Based on the provided git diff, generate",
-    "Generate a concise git commit message",
+    "Based on the provided git diff, generate", "Generate a concise git commit message",
     "I'll send you an output of 'git diff --staged' command",
-)
+)  # fmt: skip
 _COMMIT_USER_TAIL = ("Generate a commit message for the above set of changes",)
 
 _WEBUI_TASK = "### Task:"
@@ -150,22 +136,15 @@ _WEBUI_MOA = "You have been provided with a set of responses from various models
 _WEBUI_RAG = "### Task:\nRespond to the user query"
 # (probe in the task's first lines, kind); first match wins.
 _WEBUI_KINDS = (
-    ("autocompletion", "autocomplete"),
-    ("title", "title"),
-    ("follow-up", "follow-ups"),
-    ("tags", "tags"),
-    ("search quer", "query"),
-    ("image generation", "query"),
-    ("emoji", "emoji"),
-)
+    ("autocompletion", "autocomplete"), ("title", "title"), ("follow-up", "follow-ups"),
+    ("tags", "tags"), ("search quer", "query"), ("image generation", "query"), ("emoji", "emoji"),
+)  # fmt: skip
 
 _CONTINUE_SYS = "<important_rules>"
 _CONTINUE_EDIT = "The user has requested a section of code in a file to be rewritten."
 _CONTINUE_QUOTES = (
-    "The user's request is: \"",
-    'satisfy the following request: "',
-    'satisfy this request: "',
-)
+    "The user's request is: \"", 'satisfy the following request: "', 'satisfy this request: "',
+)  # fmt: skip
 _CONTINUE_HOLE = "You are a HOLE FILLER."
 _PREDICT_SYS = ("You are Instinct,", "You are Mercury,")
 _ZETA_CHAT = "### Instruction:\nYou are a code completion assistant"
@@ -177,12 +156,9 @@ _ZED_WINDOW = 8000  # the user's text precedes the context block
 # Cursor / editable-region markers of edit-prediction prompts (Zeta 1/2, Continue
 # Instinct/Mercury, Copilot NES); looked for in the head and tail of a prompt.
 _PREDICT_MARKS = (
-    "<|editable_region_start|>",
-    "<|user_cursor_is_here|>",
-    "<|user_cursor|>",
-    "<|code_to_edit|>",
-    "<cursorPosition>",
-)
+    "<|editable_region_start|>", "<|user_cursor_is_here|>", "<|user_cursor|>",
+    "<|code_to_edit|>", "<cursorPosition>",
+)  # fmt: skip
 _PREDICT_HEAD, _PREDICT_TAIL = 4000, 16000
 
 _COPILOT_OPEN, _COPILOT_CLOSE = "<userRequest>", "</userRequest>"
@@ -208,6 +184,7 @@ class _Read(NamedTuple):
     attached: str = ""
 
 
+_TEXT_PARTS = ("text", "input_text", "output_text")
 _TOOL = _Read("tool")
 _FIXED = _Read("fixed")
 _Reader = Callable[[_Msg], _Read]
@@ -223,11 +200,7 @@ def _parts(content: object) -> list[str]:
                 out.append(part)
             elif isinstance(part, Mapping):
                 text = part.get("text")
-                if isinstance(text, str) and part.get("type", "text") in (
-                    "text",
-                    "input_text",
-                    "output_text",
-                ):
+                if isinstance(text, str) and part.get("type", "text") in _TEXT_PARTS:
                     out.append(text)
     return out
 
@@ -529,42 +502,18 @@ def _walk(client: str, msgs: list[_Msg], total: int, reader: _Reader, start: int
     key = None
     if humans and (len(humans) > 1 or loop):
         key = _task_key(system, humans[0].ask)
-    return _envelope(
-        client,
-        last.ask,
-        attached,
-        tuple(h.ask for h in humans[-1 - _CONTEXT_ASKS : -1]),
-        total,
-        tool_turn=tool_turn,
-        task_key=key,
-    )
+    context = tuple(h.ask for h in humans[-1 - _CONTEXT_ASKS : -1])
+    return _envelope(client, last.ask, attached, context, total, tool_turn=tool_turn, task_key=key)
 
 
 def _envelope(
-    client: str,
-    ask: str,
-    attached: str,
-    context: tuple[str, ...],
-    total: int,
-    *,
-    background: str | None = None,
-    tool_turn: bool = False,
-    task_key: str | None = None,
+    client: str, ask: str, attached: str, context: tuple[str, ...], total: int, *,
+    background: str | None = None, tool_turn: bool = False, task_key: str | None = None,
     edit_prediction: bool = False,
-) -> Envelope:
-    return Envelope(
-        client=client,
-        ask=ask,
-        attached=attached,
-        context=context,
-        ask_chars=len(ask),
-        attached_chars=len(attached),
-        boilerplate_chars=max(0, total - len(ask) - len(attached)),
-        background=background,
-        tool_turn=tool_turn,
-        task_key=task_key,
-        edit_prediction=edit_prediction,
-    )
+) -> Envelope:  # fmt: skip
+    boilerplate = max(0, total - len(ask) - len(attached))
+    return Envelope(client, ask, attached, context, len(ask), len(attached), boilerplate,
+                    background, tool_turn, task_key, edit_prediction)  # fmt: skip
 
 
 # --- background tasks and completions ---------------------------------------------------------
