@@ -4,11 +4,11 @@ Real clients wrap a one-line ask in tens of kilobytes: Cline/Roo send a ~50 KB s
 prompt and ``<environment_details>`` with every turn, aider appends its edit rules to
 the user's message and sends a repo map and example conversations, Continue and Zed
 attach files to the user turn, Open WebUI sends background tasks with the chat history
-embedded. :func:`read_envelope` recognises these shapes by their FIXED MARKERS (see
-``/work/notes/client_shapes.md``) and returns an :class:`Envelope`: which client, the
-current ask, what the user attached, earlier asks, how much is boilerplate, and a few
-facts about the request (background task, tool-loop step, task identity, edit
-prediction).
+embedded. :func:`read_envelope` recognises these shapes by their FIXED MARKERS (short
+strings quoted from each client's source, in the tables below) and returns an
+:class:`Envelope`: which client, the current ask, what the user attached, earlier asks,
+how much is boilerplate, and a few facts about the request (background task, tool-loop
+step, task identity, edit prediction).
 
 Design:
 
@@ -48,7 +48,17 @@ __all__ = ["Envelope", "read_envelope"]
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """What a request asks, separated from the client's envelope around it."""
+    """What a request asks, separated from the client's envelope around it.
+
+    ``client``: "aider", "cline", "roo", "continue", "zed", "open-webui", "openai-tools",
+    "commit", "generic" or "prompt" (a completion prompt). ``ask``: the latest human
+    turn without client boilerplate; ``attached``: what the user attached to it through
+    the client; ``context``: up to 3 earlier asks, oldest first. The three ``*_chars``
+    add up to the request's text. ``background``: "title", "tags", "follow-ups", "query",
+    "emoji", "autocomplete", "commit-message" or "summary". ``task_key``: a hash of the
+    system prompt's head and the first ask, None for a single turn without a tool loop
+    and for background tasks.
+    """
 
     client: str
     ask: str
