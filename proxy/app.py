@@ -120,14 +120,12 @@ async def backends(request: Request) -> Response:
 async def route_explain(request: Request) -> Response:
     proxy = _proxy(request)
     endpoint = endpoint_of(request.query_params.get("endpoint", "/v1/chat/completions"))
-    rt = proxy.runtime
     dispatcher = proxy.dispatcher
+    rt = proxy.runtime
     decision = explain(
-        rt,
         endpoint,
         await request.body(),
-        eligible=dispatcher.eligibility(rt),
-        rank=dispatcher.rank,
+        lambda payload: dispatcher.decide(rt, endpoint, payload, learn=False),
     )
     return _json(decision)
 

@@ -140,6 +140,12 @@ class Variant(_Strict):
     model: str
     aliases: list[str] = []
     fim: FimFormat | None = None
+    #: the context window the variant's server runs with (tokens); a request estimated
+    #: not to fit skips the variant. None: not declared, never skipped for size.
+    context_window: int | None = Field(None, gt=0)
+    #: can drive tool calls; false: a request that offers tools skips the variant.
+    #: None: not declared, never skipped for tools.
+    tools: bool | None = None
     pin: Pin | None = None
     description: str | None = None
     strengths: list[str] = []

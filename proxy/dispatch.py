@@ -40,6 +40,7 @@ from .metrics import Metrics
 from .pinning.guard import PinGuard
 from .routing import Decision, Eligibility, Ranker
 from .runtime import ENDPOINTS, Runtime
+from .sticky import TaskMemory
 from .streammeter import StreamMeter, observe
 from .supervisor import ManagedProcess
 from .upstream import AttemptTarget, Headers, Observation, Relay, Send
@@ -101,6 +102,7 @@ class Dispatcher:
         managed: Mapping[str, ManagedProcess],
         pins: PinGuard,
         rank: Ranker | None = None,
+        memory: TaskMemory | None = None,
     ) -> None:
         self.metrics = metrics
         self.client = client
@@ -108,6 +110,8 @@ class Dispatcher:
         self.managed = managed
         self.pins = pins
         self.rank = rank
+        #: task stickiness, kept across reloads (its bounds follow the running config)
+        self.memory = memory or TaskMemory()
 
     # -- deciding -----------------------------------------------------------------------------
 
@@ -127,9 +131,16 @@ class Dispatcher:
 
         return eligible
 
-    def decide(self, rt: Runtime, endpoint: str, payload: Mapping[str, Any]) -> Decision:
-        """The routing decision for one parsed request, as `/route/explain` shows it."""
-        return rt.decide(endpoint, payload, self.eligibility(rt), self.rank)
+    def decide(
+        self, rt: Runtime, endpoint: str, payload: Mapping[str, Any], *, learn: bool = True
+    ) -> Decision:
+        """The routing decision for one parsed request; `learn=False` (an explanation)
+        reads the task memory without changing it."""
+        sticky = rt.cfg.classifier.stickiness
+        self.memory.max_tasks, self.memory.ttl = sticky.max_tasks, sticky.ttl_seconds
+        return rt.decide(
+            endpoint, payload, self.eligibility(rt), self.rank, self.memory, learn=learn
+        )
 
     def _replicas(self, rt: Runtime, variant: str) -> list[str]:
         """The variant's backends, usable ones first, by fewest requests in flight."""

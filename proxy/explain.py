@@ -12,14 +12,14 @@ get 404).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 
 from .errors import InvalidRequest, ModelNotFound
-from .routing import Eligibility, Ranker
-from .runtime import PATH_TO_ENDPOINT, Runtime, parse_payload
+from .routing import Decision
+from .runtime import PATH_TO_ENDPOINT, parse_payload
 
 __all__ = ["endpoint_of", "explain"]
 
@@ -40,13 +40,15 @@ def endpoint_of(path: str, *, lenient: bool = False) -> str:
     return endpoint
 
 
+#: the decision for one parsed request (a runtime's, with whatever live state applies)
+Decide = Callable[[Mapping[str, Any]], Decision]
+
+
 def explain(
-    rt: Runtime,
     endpoint: str,
     body: bytes | Mapping[str, Any],
+    decide: Decide,
     *,
-    eligible: Eligibility | None = None,
-    rank: Ranker | None = None,
     lenient: bool = False,
 ) -> dict[str, Any]:
     """The decision for `body` sent to `endpoint`, as JSON. Raises `ProxyError` as the
@@ -62,11 +64,11 @@ def explain(
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
     payload = parse_payload(endpoint, raw)
     try:
-        return rt.decide(endpoint, payload, eligible, rank).as_dict()
+        return decide(payload).as_dict()
     except ModelNotFound as exc:
         if not lenient:
             raise
         # still show the classification, and say what the proxy would answer
-        decision = rt.decide(endpoint, {**payload, "model": "auto"}, eligible, rank).as_dict()
+        decision = decide({**payload, "model": "auto"}).as_dict()
         decision["warning"] = f"{exc.message} (a request would get 404; shown as auto)"
         return decision

@@ -50,6 +50,7 @@ __all__ = [
     "normalize",
     "render",
     "single_prompt",
+    "structural",
 ]
 
 FIM_FORMATS: frozenset[str] = frozenset(
@@ -197,6 +198,30 @@ def detect(text: str) -> FimParts | None:
     return None
 
 
+#: What may stand before a FIM prompt's first marker: repository and file context.
+CONTEXT_TOKENS: tuple[str, ...] = (
+    "<repo_name>", "<file_sep>", "<filename>", "<|repo_name|>", "<|file_sep|>",
+)  # fmt: skip
+#: The markers that ask for the middle; a prompt ending on one awaits the infill.
+MIDDLE_TOKENS: tuple[str, ...] = tuple(
+    {tok.middle for _, tok in _TOKEN_FAMILIES} | {_CODELLAMA.middle}
+)
+
+
+def structural(text: str) -> FimParts | None:
+    """:func:`detect`, counting only markers that structure the prompt: nothing but
+    repository or file context before the first marker, or a prompt that ends on the
+    marker asking for the middle. Markers quoted in a question, in a code sample or in
+    a file being edited are text, not a FIM prompt."""
+    parts = detect(text)
+    if parts is None:
+        return None
+    context = parts.context.lstrip()
+    if not context or context.startswith(CONTEXT_TOKENS):
+        return parts
+    return parts if text.rstrip().endswith(MIDDLE_TOKENS) else None
+
+
 def render(fmt: str, prefix: str, suffix: str) -> str:
     """Render prefix and suffix as one prompt string in FIM format ``fmt``.
 
@@ -262,18 +287,18 @@ class PromptFim:
 
     @property
     def parts(self) -> FimParts | None:
-        """:func:`detect` of the prompt, run on the first call only."""
+        """:func:`structural` of the prompt, run on the first call only."""
         if not self._read:
-            self._parts = detect(self.text)
+            self._parts = structural(self.text)
             self._read = True
         return self._parts
 
     def parts_of(self, text: str) -> FimParts | None:
-        """:func:`detect` of ``text``: the kept answer when ``text`` is the prompt read
+        """:func:`structural` of ``text``: the kept answer when ``text`` is the prompt read
         here (the usual case), a fresh detection for any other text."""
         if text is self.text or text == self.text:
             return self.parts
-        return detect(text)
+        return structural(text)
 
 
 def normalize(
@@ -306,7 +331,7 @@ def normalize(
         return body
     raw_suffix = body.get("suffix")
     suffix_field = raw_suffix if isinstance(raw_suffix, str) else None
-    parts = detect(prompt) if prompt_fim is None else prompt_fim.parts_of(prompt)
+    parts = structural(prompt) if prompt_fim is None else prompt_fim.parts_of(prompt)
     if parts is not None:
         if parts.family == target_fmt and "suffix" not in body:
             return body

@@ -7,7 +7,10 @@ A client names one of:
   class's route, skipping classification;
 * `auto` → the request is classified and the class's route is used.
 
-A route is an ordered candidate list. Without weights the first eligible
+A route is an ordered candidate list. A candidate that can't serve what the
+request needs (`Needs`: an infill-capable variant for a FIM prompt, tool
+calling when the request offers tools, a context window that holds the
+prompt) is skipped with the reason. Without weights the first eligible
 candidate wins and the rest are fallbacks, in order. With weights (a canary
 or A/B split) the first pick is drawn by weight among the eligible ones and
 the others follow by descending weight. Eligibility (backend health, pin
@@ -24,12 +27,37 @@ from typing import Any, Literal
 from .config import CLASSES, RouteCandidate, RouterConfig
 from .fim import PromptFim
 
-__all__ = ["Decision", "Eligibility", "Ranker", "RouteTarget", "Router"]
+__all__ = ["Decision", "Eligibility", "Needs", "Ranker", "RouteTarget", "Router"]
 
 #: None when the variant may serve, else why not ("backend down", "pin drifted").
 Eligibility = Callable[[str], str | None]
 #: Orders a route's candidates for a class by evidence (benchmark results).
 Ranker = Callable[[list[str], str], list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """What a request needs of a variant, beyond the class.
+
+    `prompt_tokens` is called only when a candidate declares a context window, so a
+    request to a route without declared windows never pays for the estimate.
+    """
+
+    infill: bool = False
+    tools: bool = False
+    prompt_tokens: Callable[[], int] | None = None
+    max_tokens: int | None = None
+
+    def context_reason(self, window: int) -> str | None:
+        """Why a variant with a `window`-token context can't take the request, or None."""
+        if self.prompt_tokens is None:
+            return None
+        prompt = self.prompt_tokens()
+        need = prompt + (self.max_tokens or 0)
+        if need <= window:
+            return None
+        answer = f" + max_tokens {self.max_tokens}" if self.max_tokens else ""
+        return f"context window {window} tokens < ~{need} needed (prompt ~{prompt}{answer})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +79,13 @@ class Decision:
     signals: Mapping[str, Any] = field(default_factory=dict)
     #: the request's FIM reading, made once and passed on to the body rewrite
     prompt_fim: PromptFim | None = field(default=None, compare=False, repr=False)
+    #: how the request was read, for explanations: the client, the ask (truncated), the
+    #: size split in tokens, and the task stickiness that applied (None: classification
+    #: was skipped)
+    reading: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "class": self.cls,
             "rule": self.rule,
             "reason": self.reason,
@@ -62,6 +94,9 @@ class Decision:
             "skipped": dict(self.skipped),
             "signals": dict(self.signals),
         }
+        if self.reading is not None:
+            out.update(self.reading)
+        return out
 
 
 class Router:
@@ -91,11 +126,22 @@ class Router:
             return [RouteCandidate(variant=self.cfg.routes.default)]
         return route
 
+    def unable(self, name: str, needs: Needs) -> str | None:
+        """Why variant `name` can't serve what the request needs, or None."""
+        if needs.infill and name not in self._infill:
+            return "cannot fill in the middle (no fim format)"
+        variant = self.cfg.variants[name]
+        if needs.tools and variant.tools is False:
+            return "cannot call tools (tools: false)"
+        if variant.context_window is not None:
+            return needs.context_reason(variant.context_window)
+        return None
+
     def candidates(
         self,
         cls: str,
         *,
-        needs_infill: bool = False,
+        needs: Needs | None = None,
         eligible: Eligibility | None = None,
         draw: float = 0.0,
         rank: Ranker | None = None,
@@ -110,10 +156,9 @@ class Router:
         usable: list[RouteCandidate] = []
         for candidate in self.route(cls):
             name = candidate.variant
-            if needs_infill and name not in self._infill:
-                skipped[name] = "cannot fill in the middle (no fim format)"
-                continue
-            why = eligible(name) if eligible is not None else None
+            why = self.unable(name, needs) if needs is not None else None
+            if why is None and eligible is not None:
+                why = eligible(name)
             if why is not None:
                 skipped[name] = why
                 continue

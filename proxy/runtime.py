@@ -12,18 +12,19 @@ import json
 import os
 import random
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
 from . import fim
 from .backends import HealthResult
 from .breaker import CircuitBreaker
-from .classify import Classifier
+from .classify import Classification, Classifier, LazySignals
 from .config import Backend, Breaker, RouterConfig, Timeouts
 from .errors import InvalidRequest, ModelNotFound, Unavailable, UpstreamBusy
 from .limits import Limiter
-from .routing import Decision, Eligibility, Ranker, Router
+from .routing import Decision, Eligibility, Needs, Ranker, Router
+from .sticky import TaskMemory
 
 __all__ = ["ENDPOINTS", "PATH_TO_ENDPOINT", "BackendState", "Runtime", "parse_payload"]
 
@@ -120,8 +121,13 @@ class Runtime:
         payload: Mapping[str, Any],
         eligible: Eligibility | None = None,
         rank: Ranker | None = None,
+        memory: TaskMemory | None = None,
+        *,
+        learn: bool = True,
     ) -> Decision:
-        """Classify (when asked to) and order the candidates. Pure apart from a random draw."""
+        """Classify (when asked to) and order the candidates. Pure apart from a random draw
+        and `memory`, the task stickiness, which a real request updates (`learn`) and an
+        explanation only reads."""
         model = str(payload["model"])
         target = self.router.resolve(model)
         if target is None:
@@ -130,7 +136,6 @@ class Runtime:
                 f"The model {model[:100]!r} does not exist. Choose one of: {names}",
                 param="model",
             )
-        signals: Mapping[str, Any] = {}
         # The prompt's FIM markers, read at most once for this request whoever asks first:
         # the classifier, the infill check below, or body_for (through the Decision).
         prompt_fim = fim.PromptFim.of(payload) if endpoint == "completions" else None
@@ -143,35 +148,26 @@ class Runtime:
                 candidates=(target.name,),
                 prompt_fim=prompt_fim,
             )
+        lazy: LazySignals | None = None
+        signals: Mapping[str, Any] = {}
+        reading: dict[str, Any] | None = None
         if endpoint == "embeddings":
             cls, rule, reason = "embeddings", "endpoint", "embeddings request"
         elif target.kind == "class":
             cls, rule, reason = target.name, "model", f"client asked for class {target.name}"
         else:
-            decision = self.classifier.classify(endpoint, payload, prompt_fim)
-            cls, rule, reason, signals = (
-                decision.cls,
-                decision.rule,
-                decision.reason,
-                decision.signals,
-            )
-        needs_infill = prompt_fim is not None and (
-            isinstance(payload.get("suffix"), str)
-            and bool(payload.get("suffix"))
-            or prompt_fim.parts is not None
-        )
+            found = self.classifier.classify(endpoint, payload, prompt_fim)
+            lazy = found.lazy
+            cls, rule, reason, signals = found.cls, found.rule, found.reason, found.signals
+            reading = _reading(found)
+            if memory is not None and self.cfg.classifier.stickiness.enabled:
+                cls, rule, reason = _stick(memory, found, reading, learn=learn)
+        needs = self._needs(endpoint, payload, prompt_fim, lazy)
         candidates, skipped = self.router.candidates(
-            cls, needs_infill=needs_infill, eligible=eligible, draw=random.random(), rank=rank
+            cls, needs=needs, eligible=eligible, draw=random.random(), rank=rank
         )
         if not candidates:
-            why = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "empty route"
-            busy = [self._busy_backends(v) for v in skipped]
-            if skipped and all(busy):
-                wait = min(self.cfg.backends[b].queue_timeout for names in busy for b in names)
-                raise UpstreamBusy(
-                    f"every variant for class {cls!r} is busy ({why})", retry_after=wait / 4
-                )
-            raise Unavailable(f"no eligible variant for class {cls!r} ({why})")
+            self._refuse(cls, skipped)
         return Decision(
             cls=cls,
             rule=rule,
@@ -181,7 +177,40 @@ class Runtime:
             skipped=skipped,
             signals=signals,
             prompt_fim=prompt_fim,
+            reading=reading,
         )
+
+    def _needs(
+        self,
+        endpoint: str,
+        payload: Mapping[str, Any],
+        prompt_fim: fim.PromptFim | None,
+        lazy: LazySignals | None,
+    ) -> Needs:
+        """What the request needs of a variant: infill, tools, room for its prompt."""
+        infill = prompt_fim is not None and (
+            isinstance(payload.get("suffix"), str)
+            and bool(payload.get("suffix"))
+            or prompt_fim.parts is not None
+        )
+        reading = lazy or LazySignals(endpoint, payload, frozenset())
+        max_tokens = reading.get("max_tokens")
+        return Needs(
+            infill=infill,
+            tools=bool(reading.get("needs_tools")),
+            prompt_tokens=lambda: int(reading.get("tokens")),
+            max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None,
+        )
+
+    def _refuse(self, cls: str, skipped: Mapping[str, str]) -> NoReturn:
+        why = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "empty route"
+        busy = [self._busy_backends(v) for v in skipped]
+        if skipped and all(busy):
+            wait = min(self.cfg.backends[b].queue_timeout for names in busy for b in names)
+            raise UpstreamBusy(
+                f"every variant for class {cls!r} is busy ({why})", retry_after=wait / 4
+            )
+        raise Unavailable(f"no eligible variant for class {cls!r} ({why})")
 
     def timeouts(self, variant: str, backend: str) -> Timeouts:
         """The backend's timeouts with the keys the variant sets overriding them."""
@@ -229,3 +258,48 @@ class Runtime:
                         exact[key] = out[key]
             content = json.dumps(exact, ensure_ascii=False, separators=(",", ":")).encode()
         return content
+
+
+#: how much of the ask an explanation shows
+_ASK_SHOWN = 200
+
+
+def _reading(found: Classification) -> dict[str, Any]:
+    """How the classifier read the request, for explanations."""
+    env = found.envelope
+    ask = " ".join(env.ask.split())
+    lazy = found.lazy
+    return {
+        "client": env.client,
+        "ask": ask if len(ask) <= _ASK_SHOWN else ask[: _ASK_SHOWN - 1] + "…",
+        "sizes": {
+            "ask_tokens": lazy.get("ask_tokens"),
+            "attached_tokens": lazy.get("attached_tokens"),
+            "boilerplate_tokens": lazy.get("boilerplate_tokens"),
+            "tokens": lazy.get("tokens"),
+        },
+        "background": env.background,
+        "tool_turn": env.tool_turn,
+        "sticky": None,
+    }
+
+
+def _stick(
+    memory: TaskMemory, found: Classification, reading: dict[str, Any], *, learn: bool
+) -> tuple[str, str, str]:
+    """The class after task stickiness (see `proxy.sticky`), and its rule and reason."""
+    key = found.envelope.task_key
+    if key is None:
+        return found.cls, found.rule, found.reason
+    prior = memory.recall(key, touch=learn)
+    changed = not found.envelope.tool_turn and found.rule != "default"
+    if prior is None or (prior.cls != found.cls and changed):
+        if learn:
+            memory.remember(key, found.cls, found.rule)
+        reading["sticky"] = {"task": key, "class": found.cls, "kept": False}
+        return found.cls, found.rule, found.reason
+    reading["sticky"] = {"task": key, "class": prior.cls, "kept": True, "set_by": prior.rule}
+    if prior.cls == found.cls:
+        return found.cls, found.rule, found.reason
+    this = f"this step alone: {found.cls} ({found.rule})"
+    return prior.cls, "sticky", f"task {key} stays {prior.cls} (set by {prior.rule}); {this}"

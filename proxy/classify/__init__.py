@@ -9,17 +9,23 @@ Classes (names are fixed, :data:`CLASSES`):
 * ``multi-language``: several programming languages (translate, port, bindings), a
   language outside ``primary_languages``, or a prompt not written in English.
 
-Design, in two stages, one module each:
+Design, in three stages, one module each:
 
-1. Signals (:mod:`.signals`, reading :mod:`.text` and :mod:`.languages`, with every
-   table in :mod:`.lexicon`). The body is read into named facts (:class:`Signals`:
-   token estimate, FIM markers, detected languages, vocabulary scores…); the cheap ones
-   first, the rest only when a rule asks for one of them.
-2. Rules (:mod:`.rules`: the rule language, its schema and its compilation). Each rule
-   proposes a class when its condition holds. The decision is the matching rule whose
-   class comes first in ``order``; among rules of the same class, the one listed first.
-   Rules are evaluated in exactly that order and evaluation stops at the first match,
-   which gives the same answer as "evaluate all, then pick". No match →
+1. The envelope (:mod:`.envelope`). Coding clients wrap the user's ask in boilerplate:
+   system prompts, repo maps, edit rules, file listings, tool output. The request's
+   shape is recognised by its fixed markers (aider, Cline/Roo, Continue, Zed, Open
+   WebUI, tool-calling agents, commit-message generators; anything else by a generic
+   rule) and the current human ask is taken out of it, with what the user attached
+   and the size of everything else.
+2. Signals (:mod:`.signals`, reading :mod:`.text` and :mod:`.languages`, with every
+   table in :mod:`.lexicon`). The ask is read into named facts (:class:`Signals`:
+   sizes, FIM markers, languages, vocabulary scores…), each group of them only when a
+   rule first asks for one.
+3. Rules (:mod:`.rules`: the rule language, its schema and its compilation). Each rule
+   proposes a class when its condition holds. The decision is the matching rule with
+   the highest ``priority``, then whose class comes first in ``order``, then listed
+   first. Rules are evaluated in exactly that order and evaluation stops at the first
+   match, which gives the same answer as "evaluate all, then pick". No match →
    ``default_class`` with rule ``"default"``.
 
 This module is the engine (:class:`Classifier`, :class:`Classification`) and the
@@ -36,6 +42,7 @@ from typing import Any
 
 from proxy.fim import PromptFim
 
+from .envelope import Envelope, read_envelope
 from .lexicon import ANCILLARY_LANGUAGES, DEFAULT_PRIMARY_LANGUAGES, KNOWN_LANGUAGES
 from .rules import (
     CLASSES,
@@ -61,11 +68,13 @@ __all__ = [
     "Classifier",
     "ClassifierConfig",
     "Condition",
+    "Envelope",
     "LazySignals",
     "Rule",
     "Signals",
     "compile_condition",
     "extract_signals",
+    "read_envelope",
 ]
 
 
@@ -88,6 +97,20 @@ class Classification:
         """Every signal (computed on first call)."""
         return self._lazy.full()
 
+    @property
+    def envelope(self) -> Envelope:
+        """What the request was read as: the client, the ask, the sizes."""
+        return self._lazy.envelope
+
+    @property
+    def lazy(self) -> LazySignals:
+        """The request's signals: those computed so far, and the rest on demand."""
+        return self._lazy
+
+    def computed(self) -> list[str]:
+        """The signals computed to reach this decision (the rest were never needed)."""
+        return self._lazy.computed()
+
     def signals_dict(self) -> dict[str, Any]:
         """Every signal, JSON-able (for logs and debug headers)."""
         return self.all_signals().as_dict()
@@ -109,8 +132,11 @@ class Classifier:
         order = list(self.config.order) + [c for c in DEFAULT_ORDER if c not in self.config.order]
         rank = {c: i for i, c in enumerate(order)}
         self._primary = frozenset(self.config.primary_languages)
-        # Evaluation order = decision order: class rank, then position in the file.
-        indexed = sorted(enumerate(self.config.rules), key=lambda ir: (rank[ir[1].class_], ir[0]))
+        # Evaluation order = decision order: priority, class rank, position in the file.
+        indexed = sorted(
+            enumerate(self.config.rules),
+            key=lambda ir: (-ir[1].priority, rank[ir[1].class_], ir[0]),
+        )
         self._rules = [
             _CompiledRule(r.name, r.class_, compile_condition(r.when), tuple(r.when.signals()))
             for _, r in indexed

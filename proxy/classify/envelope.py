@@ -56,8 +56,8 @@ class Envelope:
     the client; ``context``: up to 3 earlier asks, oldest first. The three ``*_chars``
     add up to the request's text. ``background``: "title", "tags", "follow-ups", "query",
     "emoji", "autocomplete", "commit-message" or "summary". ``task_key``: a hash of the
-    system prompt's head and the first ask, None for a single turn without a tool loop
-    and for background tasks.
+    system prompt's head and the first ask (the same for every step of one task), None
+    without a human ask and for background tasks.
     """
 
     client: str
@@ -479,12 +479,10 @@ def _walk(client: str, msgs: list[_Msg], total: int, reader: _Reader, start: int
     humans: list[_Read] = []
     attach: list[str] = []
     kinds: list[str] = []  # per message: a _Read kind, or its role for the others
-    loop = False
     for i, m in enumerate(msgs):
         if m.role in ("system", "developer", "assistant", "other"):
             if not system and m.role in ("system", "developer"):
                 system = m.text
-            loop = loop or m.calls
             kinds.append(m.role)
             continue
         r = _FIXED if i < start else reader(m)
@@ -493,8 +491,6 @@ def _walk(client: str, msgs: list[_Msg], total: int, reader: _Reader, start: int
             humans.append(r)
         elif r.kind == "attach":
             attach.append(r.attached)
-        elif r.kind == "tool":
-            loop = True
     # The latest turn: after the last assistant message, ignoring a trailing assistant
     # prefill or system reminder.
     end = len(kinds)
@@ -509,9 +505,8 @@ def _walk(client: str, msgs: list[_Msg], total: int, reader: _Reader, start: int
     if last.attached:
         attach.append(last.attached)
     attached = "\n".join(a for a in attach if a)
-    key = None
-    if humans and (len(humans) > 1 or loop):
-        key = _task_key(system, humans[0].ask)
+    # the first ask of a task has its key too: that is when the task's class is set
+    key = _task_key(system, humans[0].ask) if humans and humans[0].ask else None
     context = tuple(h.ask for h in humans[-1 - _CONTEXT_ASKS : -1])
     return _envelope(client, last.ask, attached, context, total, tool_turn=tool_turn, task_key=key)
 
@@ -623,7 +618,8 @@ def _by_system(msgs: list[_Msg], system: str, total: int) -> Envelope | None:
     if head.startswith(_CONTINUE_SYS):
         return _walk("continue", msgs, total, _read_continue)
     if head.startswith(_CONTINUE_HOLE):
-        return _single_shot("continue", msgs, total, background="autocomplete")
+        # Continue's autocomplete through a chat model: editor autocomplete, like a FIM prompt
+        return _single_shot("continue", msgs, total, edit_prediction=True)
     if head.startswith(_PREDICT_SYS):
         return _single_shot("continue", msgs, total, edit_prediction=True)
     if head.startswith(_ZED_SYS):

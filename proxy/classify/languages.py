@@ -31,6 +31,7 @@ from .lexicon import (
     COMPARISON_WORDS,
     DIACRITICS,
     FILE_EXT_RE,
+    FRAMEWORK_NAMES,
     HEADER_NEEDLES,
     KNOWN_LANGUAGES,
     LANG_MARKERS,
@@ -167,7 +168,9 @@ def file_names(
         name = text[start : m.end()].strip("./-").lower()
         if "." not in name or name.startswith(("http", "www")) or name[0].isdigit():
             continue
-        files.add(name)
+        # one file however it is written: `src/x.py`, a diff's `a/src/x.py` and `b/src/x.py`,
+        # a link's `/home/me/proj/src/x.py` all count once
+        files.add(name.rsplit("/", 1)[-1])
         ext = m.group(1).lower()
         if ext in CODE_EXTENSIONS:
             langs.add(ALIASES.get(ext) or ext)
@@ -178,6 +181,24 @@ def file_names(
 
 
 # --- languages named in prose ----------------------------------------------------------------
+
+#: Words that introduce the language code is moved to: "port this to Rust", "en Go".
+TARGET_WORDS = frozenset("to into en vers nach para на naar".split())
+
+
+def named_target(tokens: list[str], lower: list[str]) -> str | None:
+    """A language (not a framework) named as a destination ("… to Rust"), as in a
+    request to port code."""
+    for i in range(len(lower) - 1):
+        if lower[i] not in TARGET_WORDS:
+            continue
+        name = lower[i + 1]
+        if name in STRONG_NAMES and name not in FRAMEWORK_NAMES:
+            return STRONG_NAMES[name]
+        if tokens[i + 1] in WEAK_NAMES:
+            return WEAK_NAMES[tokens[i + 1]]
+    return None
+
 
 
 def prose_languages(tokens: list[str], lower: list[str]) -> set[str]:

@@ -71,7 +71,7 @@ CODE_EXTENSIONS = frozenset(
     "py pyi js mjs cjs jsx ts tsx java kt kts c h cc cpp cxx hpp cs go rs swift php rb sh "
     "bash zsh sql html htm css scss sass less vue svelte hs ex exs erl ml mli fs fsx clj "
     "cljs jl pl pm mm ps1 asm sol sv vhd f90 f95 cob cbl scm rkt cu glsl frag vert nim "
-    "zig dart lua scala groovy ipynb".split()
+    "zig dart lua scala groovy ipynb r".split()
 )
 FILE_EXT_RE = re.compile(
     r"\.("
@@ -81,6 +81,8 @@ FILE_EXT_RE = re.compile(
 )
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./")
 SPECIAL_FILES = ("Dockerfile", "Makefile", "CMakeLists.txt", "Cargo.toml", "go.mod")
+#: A whole file name or path token (`src/lock.go`, `Profile.tsx`), to keep out of the words.
+FILE_TOKEN_RE = re.compile(r"[\w./\\-]*\w" + FILE_EXT_RE.pattern, re.IGNORECASE)
 HEADER_NEEDLES = (
     "diff --git a/", "+++ b/", "file: ", "File: ", "FILE: ", "filename: ", "Filename: ",
     "path: ", "Path: ",
@@ -100,6 +102,10 @@ STRONG_NAMES: dict[str, str] = _table(
     "agda dafny tla+:tla coq glsl hlsl:glsl django:python flask:python fastapi:python "
     "numpy:python pandas:python pytorch:python laravel:php jquery:javascript pyo3:rust "
     "tokio:rust asyncio:python"
+)
+#: Names above that are frameworks or libraries, not languages.
+FRAMEWORK_NAMES = frozenset(
+    "django flask fastapi numpy pandas pytorch laravel jquery pyo3 tokio asyncio".split()
 )
 NAME_PHRASES: dict[tuple[str, ...], str] = {
     ("shell", "script"): "shell", ("visual", "basic"): "vb", ("common", "lisp"): "lisp",
@@ -264,32 +270,40 @@ PUNCT_TABLE = str.maketrans(_PUNCT, " " * len(_PUNCT))
 
 
 STOPWORDS: dict[str, str] = {
-    "en": "the and is are to of that this with for it be how what can you should which "
-    "from not have does my me please i we an when if will would there these they "
-    "your make using use want need but into get all so just also like only its",
-    "es": "el la los las una que por para con es está cómo qué función código escribe "
-    "necesito quiero mi y en del al se lo más pero este esta puedes hacer usando "
-    "archivo hay muy sin sobre cuando también donde tengo mis ejemplo escribir",
-    "fr": "le la les des une un est et pour avec dans que qui sur pas ce cette je vous "
-    "écris écrire fonction comment fichier du au aux mon ma mes peux faire utilisant "
-    "il elle sont ou mais tout être voici moi très",
-    "de": "der die das und ist nicht ein eine mit für auf den dem ich wie kann bitte "
-    "schreibe schreib funktion datei sie es zu von im einen einer wird werden soll "
-    "mein meine diese dieser noch auch oder aber wenn warum sollte",
-    "pt": "o os as um uma que de não para com é em do da dos das na no como função "
-    "código escreva preciso quero meu minha você pode usando arquivo mas está são "
-    "isso esse essa por ao também",
-    "it": "il lo gli una che di per con è non del della nel come funzione scrivi codice "
-    "voglio mio puoi usando sono questo questa anche ma perché dei delle",
-    "nl": "de het een en van is niet met voor op dat die ik je hoe kun schrijf functie "
-    "bestand mijn deze wordt moet maak ook maar waarom naar bij",
-    "pl": "i w z na się nie do to jak że jest czy funkcję funkcja napisz kod plik dla "
-    "może proszę oraz ale gdy jako tego który która",
-    "tr": "ve bir bu için ile de da ne nasıl fonksiyon yaz kod dosya değil olan gibi "
-    "bana lütfen şu daha çok her",
+    "en": "the and is are to of that this with for it be how what can you should which from not "
+    "have does my me please i we an when if will would there these they your make using "
+    "use want need but into get all so just also like only its",
+    "es": "el la los las una que por para con es está cómo qué función código escribe necesito "
+    "quiero mi y en del al se lo más pero este esta puedes hacer usando archivo hay muy "
+    "sin sobre cuando también donde tengo mis ejemplo escribir agrega añade crea corrige "
+    "arregla implementa cambia elimina renombra mueve actualiza explica optimiza "
+    "refactoriza usa hazlo",
+    "fr": "le la les des une un est et pour avec dans que qui sur pas ce cette je vous écris "
+    "écrire fonction comment fichier du au aux mon ma mes peux faire utilisant il elle "
+    "sont ou mais tout être voici moi très ajoute corrige crée implémente modifie "
+    "supprime renomme déplace mets explique optimise utilise fais",
+    "de": "der die das und ist nicht ein eine mit für auf den dem ich wie kann bitte schreibe "
+    "schreib funktion datei sie es zu von im einen einer wird werden soll mein meine "
+    "diese dieser noch auch oder aber wenn warum sollte füge hinzu erstelle ändere behebe "
+    "implementiere entferne benenne verschiebe aktualisiere erkläre optimiere verwende",
+    "pt": "o os as um uma que de não para com é em do da dos das na no como função código "
+    "escreva preciso quero meu minha você pode usando arquivo mas está são isso esse essa "
+    "por ao também adicione crie corrija implemente altere remova renomeie mova atualize "
+    "explique otimize faça",
+    "it": "il lo gli una che di per con è non del della nel come funzione scrivi codice voglio "
+    "mio puoi usando sono questo questa anche ma perché dei delle aggiungi crea correggi "
+    "implementa modifica rimuovi rinomina sposta aggiorna spiega ottimizza usa",
+    "nl": "de het een en van is niet met voor op dat die ik je hoe kun schrijf functie bestand "
+    "mijn deze wordt moet maak ook maar waarom naar bij voeg toe maak verwijder pas aan "
+    "hernoem verplaats werk bij leg uit gebruik",
+    "pl": "i w z na się nie do to jak że jest czy funkcję funkcja napisz kod plik dla może "
+    "proszę oraz ale gdy jako tego który która dodaj zmień usuń popraw napraw utwórz "
+    "stwórz zaimplementuj przenieś zaktualizuj wyjaśnij użyj przez po od przy są",
+    "tr": "ve bir bu için ile de da ne nasıl fonksiyon yaz kod dosya değil olan gibi bana "
+    "lütfen şu daha çok her ekle düzelt oluştur kaldır değiştir güncelle açıkla kullan",
     "vi": "và của là có không cho với một này được hàm viết mã tôi các những trong để khi nếu",
     "id": "dan yang di ke dari untuk dengan ini itu tidak saya buat fungsi kode bagaimana "
-    "tolong adalah",
+    "tolong adalah tambahkan perbaiki hapus ubah buatkan jelaskan gunakan",
 }
 STOP_INDEX: dict[str, tuple[str, ...]] = {}
 for _lang, _spec in STOPWORDS.items():
@@ -320,7 +334,9 @@ VOCAB: dict[str, tuple[tuple[int, str], ...]] = {
     "interop": ((1,
         "binding bindings ffi interop* ctypes cffi pybind11 pyo3 maturin napi n-api "
         "node-gyp jni cgo wasm-bindgen p/invoke pinvoke cython swig extern-c"),),
-    "sequence": ((1, "then afterwards finally after-that secondly thirdly step-by-step"),),
+    "sequence": ((1,
+        "then afterwards finally after-that secondly thirdly step-by-step luego después "
+        "puis ensuite danach dann затем потом depois poi następnie"),),
     "constraint": ((1,
         "must without cannot at-most at-least no-more-than guarantee* invariant* "
         "constant-time constant-memory constant-space in-place thread-safe lock-free "
@@ -343,11 +359,35 @@ VOCAB: dict[str, tuple[tuple[int, str], ...]] = {
          "clock-skew offline-first schema-version* schema-migration* backfill* dual-write* "
          "rollback-plan sandbox* backward-compatib* backwards-compatib* step-by-step-plan "
          "bounded-context* rebalanc* compiler interpreter bytecode type-check* "
-         "virtual-machine geo-index* multi-region"),
+         "virtual-machine geo-index* multi-region redesign* re-design* re-architect* "
+         "rearchitect* oauth* oidc openid-connect single-sign-on sso auth-flow* "
+         "authentication-flow* authorization-flow* login-flow* token-rotation "
+         "rotate-tokens rotating-tokens refresh-token* key-rotation secret-rotation "
+         "every-call-site* all-call-sites all-the-call-sites every-caller all-callers "
+         "every-usage all-usages every-place-that codebase-wide project-wide repo-wide "
+         "breaking-change* public-api api-versioning state-machine* dependency-injection "
+         "outbox transactional-outbox event-bus event-driven message-bus "
+         "whole-frontend whole-backend entire-frontend entire-backend all-components "
+         "every-component every-file all-files every-endpoint all-endpoints every-service "
+         "all-services through-the-codebase throughout-the-codebase across-the-code* "
+         "zero-downtime "
+         # the same ideas in other languages (tokenised scripts; CJK is in SUBSTRINGS)
+         "arquitectura arquitetura architettura architektur* architektura архитектур* "
+         "rediseñ* redesenh* riprogett* refonte neugestalt* перепроектир* переработ* "
+         "distribuid* distribué* distribuée* verteilt* distribuit* rozproszon* распредел* "
+         "microservic* microservizi mikroservic* микросервис* escalab* skalierb* "
+         "масштабир* skalowaln* consistencia cohérence konsistenz согласованност* "
+         "coerenza ограничител* autenticaci* authentifi* authentifizier* аутентифик* "
+         "autenticazion* uwierzytelni* autorizaci* autorisation autorisierung "
+         "авторизац*"),
         (1,
          "design* refactor* restructur* decoupl* modular* extensib* infrastructure "
          "abstraction* monolith* scaling requirement* strateg* roadmap versioning "
-         "rollback* protocol* layered-architecture"),
+         "rollback* protocol* layered-architecture authentication authorization "
+         "permission* rbac session-management call-site* callers overhaul* rework* "
+         "migration migrations diseñ* concevoir conception entwurf entwer* проектир* "
+         "progett* refactoriz* refactoris* refaktor* рефактор* refatora* migraci* "
+         "migrazion* миграц* migrac* plan-and-implement"),
     ),
     "debug": (
         (2,
@@ -361,11 +401,16 @@ VOCAB: dict[str, tuple[tuple[int, str], ...]] = {
          "memory-keeps-growing hangs-forever hangs-indefinitely strict-aliasing "
          "signed-overflow different-results-with only-in-release works-locally-but asan "
          "valgrind gdb tsan thread-sanitizer race-detector memory-usage-grows "
-         "file-descriptor* emfile"),
+         "file-descriptor* emfile fuga-de-memoria fuite-de-mémoire fuites-de-mémoire "
+         "speicherleck* утечк* perdita-di-memoria wyciek* vazamento-de-memória "
+         "condición-de-carrera condição-de-corrida wettlaufsituation гонк* "
+         "interbloqueo interblocage взаимоблокир* zakleszczen* fuit fuite"),
         (1,
          "crash* hang hangs hanging freez* leak* panic* stack-trace stacktrace traceback "
-         "stack-overflow profil* regression debug* investigat* diagnos* timeout* slow* "
-         "sometimes occasionally* randomly in-production"),
+         "stack-overflow profiling profiler profiled regression debug* investigat* diagnos* "
+         "timeout* slow* "
+         "sometimes occasionally* randomly in-production absturz* зависа* падает "
+         "depur* débogu* отлад* plante* cuelga"),
     ),
     "concurrency": (
         (2,
@@ -373,7 +418,8 @@ VOCAB: dict[str, tuple[tuple[int, str], ...]] = {
          "cas-loop work-stealing thread-safe* thread-pool condition-variable actor-model "
          "mpmc spsc mpsc concurren* multi-thread* multithread* parallelism goroutine* "
          "channels linearizab* happens-before rwlock spinlock* green-threads event-loop "
-         "data-parallel lock-contention lock-ordering"),
+         "data-parallel lock-contention lock-ordering nebenläufig* многопоточ* "
+         "wielowątk* multihilo семафор* мьютекс*"),
         (1,
          "thread threads async asynchronous* lock locks synchroni* worker workers tokio "
          "parallel parallelize* parallelise* "
@@ -383,12 +429,17 @@ VOCAB: dict[str, tuple[tuple[int, str], ...]] = {
         (2,
          "latency throughput p99 p95 simd vectori* cache-friendly cache-miss* cache-line* "
          "cache-locality hot-path bottleneck* zero-copy allocation* memory-footprint "
-         "flame-graph* flamegraph* benchmark* profil* sub-millisecond submillisecond "
+         "flame-graph* flamegraph* benchmark* profiling profiler profilers profiled "
+         "sub-millisecond submillisecond incremental-pars* re-pars* reparse reparsing "
          "millions-of million-rows million-records million-requests gc-pause* "
-         "faster-than 5x 10x 100x requests-per-second rps qps per-second tail-latency"),
+         "faster-than 5x 10x 100x requests-per-second rps qps per-second tail-latency "
+         "latencia latence latenz латентност* задержк* latenza opóźnieni* rendimiento "
+         "débit durchsatz пропускн* производительност* desempenho wydajnoś* "
+         "cuello-de-botella goulot* engpass профилир* perfilar оптимиз* zoptymaliz*"),
         (1,
          "performance optimi* faster speed-up speedup efficien* memory-usage scales "
-         "cach* ms µs ns"),
+         "cach* ms µs ns incremental* streaming into-memory in-memory out-of-core "
+         "batching batch-insert* bulk-insert* hours"),
     ),
     "proof": (
         (2,
@@ -416,6 +467,36 @@ VOCAB: dict[str, tuple[tuple[int, str], ...]] = {
     ),
 }  # fmt: skip
 
+# The same difficulty ideas in scripts written without spaces between words (Chinese,
+# Japanese, Korean): matched as substrings of the prose, each counted once.
+SUBSTRINGS: dict[str, tuple[tuple[int, tuple[str, ...]], ...]] = {
+    "design": (
+        (2, ("架构", "架構", "アーキテクチャ", "再設計", "設計し直", "重新设计", "重构", "重構",
+             "リファクタ", "分布式", "分散シス", "分散型", "微服务", "マイクロサービス", "一致性",
+             "整合性", "限流", "レート制限", "可扩展", "スケーラ", "아키텍처", "분산", "재설계",
+             "마이크로서비스", "리팩터", "认证", "認証", "인증", "授权", "認可")),
+        (1, ("设计", "設計", "설계", "迁移", "移行", "마이그레이션")),
+    ),
+    "debug": (
+        (2, ("内存泄漏", "内存泄露", "メモリリーク", "메모리 누수", "死锁", "デッドロック",
+             "데드락", "竞态", "競合状態", "경쟁 상태", "段错误", "间歇", "断続的")),
+        (1, ("调试", "デバッグ", "디버그", "崩溃", "クラッシュ", "크래시", "卡死", "フリーズ")),
+    ),
+    "concurrency": (
+        (2, ("并发", "並行", "並列", "병렬", "동시성", "多线程", "マルチスレッド", "멀티스레드",
+             "互斥", "ミューテックス", "뮤텍스")),
+    ),
+    "performance": (
+        (2, ("延迟", "レイテンシ", "지연", "吞吐", "スループット", "처리량", "性能",
+             "パフォーマンス", "성능", "瓶颈", "ボトルネック", "병목", "プロファイル", "프로파일")),
+    ),
+    "algorithm": (
+        (2, ("动态规划", "動的計画法", "동적 계획법")),
+        (1, ("复杂度", "計算量", "복잡도", "算法", "アルゴリズム", "알고리즘")),
+    ),
+    "proof": ((2, ("证明", "証明", "증명")),),
+}  # fmt: skip
+
 # Patterns that are not words: big-O, bounds like n ≤ 10^5, sizes, "TLA+".
 SYMBOLIC: tuple[tuple[str, str, int, re.Pattern[str]], ...] = (
     ("O(", "algorithm", 2, re.compile(r"O\([^)]{1,20}\)")),
@@ -423,7 +504,14 @@ SYMBOLIC: tuple[tuple[str, str, int, re.Pattern[str]], ...] = (
     ("≤", "algorithm", 2, re.compile(r"≤")),
     ("<=", "algorithm", 2, re.compile(r"<=\s*\d{3,}|<=\s*\d+\s*[*·x×]\s*10")),
     ("e5", "algorithm", 1, re.compile(r"\b\de[5-9]\b")),
-)
+    # volumes: "50M rows", "10 million records", "200,000 requests"
+    ("", "performance", 2, re.compile(
+        r"\b(?:\d+(?:[.,]\d+)?\s?(?:[kKmMbB]|million|billion|thousand|mio|millones|millions)"
+        r"|\d{5,}|\d{1,3}(?:,\d{3}){2,})\s+(?:rows|records|events|requests|messages|documents"
+        r"|users|items|entries|lines|files|keys|filas|registros|lignes|zeilen)\b")),
+    # durations that hurt: "takes 3 hours"
+    ("hour", "performance", 1, re.compile(r"\b(?:takes?|took|taking)\s+\S+\s+hours?\b")),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -478,9 +566,12 @@ IMPERATIVE_RE = re.compile(
 )
 # "Fill the hole" markers that chat-based autocomplete prompts use.
 HOLE_RE = re.compile(
-    r"\{\{(?:FILL_HERE|CURSOR|HOLE)\}\}|<(?:FILL_HERE|FILL_ME|CURSOR|HOLE|INSERT|fim_hole)>"
-    r"|<\|(?:fill_here|cursor|hole)\|>"
+    r"\{\{(?:FILL_HERE|CURSOR|HOLE)\}\}"
+    r"|<(?:FILL_HERE|FILL_ME|CURSOR|HOLE|INSERT|fim_hole|cursorPosition|cursor_position|cursor)>"
+    r"|<\|(?:fill_here|cursor|hole|user_cursor_is_here|user_cursor)\|>"
 )
+#: Cheap probes (lower-cased) before the hole regex runs on a big text.
+HOLE_PROBES = ("fill", "cursor", "hole", "insert>")
 NUMBERED_RE = re.compile(r"\d\d?[.)] +[A-Za-z]")
 BULLETS = ("- ", "* ", "• ")
 LOG_MARKERS = (

@@ -43,6 +43,7 @@ __all__ = [
     "ClassifierConfig",
     "Condition",
     "Rule",
+    "Stickiness",
     "compile_condition",
 ]
 
@@ -206,6 +207,8 @@ class Rule(BaseModel):
     class_: str = Field(alias="class")
     when: Condition
     description: str = ""
+    #: rules with a higher priority are checked first, whatever their class
+    priority: int = 0
 
     @field_validator("class_")
     @classmethod
@@ -224,9 +227,11 @@ _DEFAULT_RULES: list[dict[str, Any]] = [
     {"name": "code-continuation", "class": "completion",
      "when": {"all": [_c("endpoint", "==", "completions"),
                       _c("instruction_like", "is", False)]}},
+    {"name": "background-task", "class": "instruction", "priority": 1,
+     "when": _c("background", "is", True)},
     {"name": "long-context", "class": "complex",
-     "when": {"any": [_c("user_tokens", ">=", 3000), _c("tokens", ">=", 8000),
-                      _c("n_files", ">=", 4), _c("log_lines", ">=", 30)]}},
+     "when": {"any": [_c("user_tokens", ">=", 3000), _c("n_files", ">=", 4),
+                      _c("log_lines", ">=", 30)]}},
     {"name": "hard-problem", "class": "complex", "when": _c("complexity_score", ">=", 3)},
     {"name": "deep-debugging", "class": "complex", "when": _c("debug_score", ">=", 2)},
     {"name": "translation", "class": "multi-language",
@@ -243,6 +248,18 @@ def _default_rules() -> list[Rule]:
     return [Rule.model_validate(r) for r in _DEFAULT_RULES]
 
 
+class Stickiness(BaseModel):
+    """``classifier.stickiness``: the steps of one agent task keep its first class."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    #: tasks remembered at most (least recently used first out)
+    max_tasks: int = Field(4096, ge=1, le=1_000_000)
+    #: a task is forgotten this long after its last step
+    ttl_seconds: float = Field(1800.0, gt=0)
+
+
 class ClassifierConfig(BaseModel):
     """The ``classifier:`` section of the router config.
 
@@ -256,6 +273,7 @@ class ClassifierConfig(BaseModel):
     primary_languages: list[str] = Field(default_factory=lambda: list(DEFAULT_PRIMARY_LANGUAGES))
     default_class: str = "instruction"
     rules: list[Rule] = Field(default_factory=_default_rules)
+    stickiness: Stickiness = Stickiness()
 
     @field_validator("order")
     @classmethod

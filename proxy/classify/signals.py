@@ -1,26 +1,21 @@
-"""Signals: one request body read into named facts (:class:`Signals`). Pure.
+"""Signals: one request read into named facts (:class:`Signals`), each computed when a
+rule first asks for it. Pure.
 
-The body is read in two stages, so that autocomplete traffic never pays for prose
-analysis:
+What decides a class is *the ask*: the current human turn, as
+:func:`proxy.classify.envelope.read_envelope` finds it inside whatever the client
+wrapped it in (system prompts, repo maps, edit rules, file listings, tool output).
+Sizes come in three kinds, each its own signal: ``ask_tokens`` (what the user wrote),
+``attached_tokens`` (code and files the user attached), ``boilerplate_tokens`` (the
+client's envelope, which only constrains which variants can hold the request, through
+``tokens``). ``user_tokens`` is what the user supplied: the ask and its attachments.
 
-* Cheap signals (``endpoint``, ``has_suffix``, ``fim_*``, ``max_tokens``, ``has_stop``,
-  ``n_messages``, ``tokens``, ``user_tokens``) are read when a request is classified:
-  a walk over the messages and a few field lookups.
-* Deep signals (code/prose split, languages, human language, vocabulary scores, log
-  lines, ``instruction_like``) are computed, all together, the first time a rule asks
-  for one of them (:class:`LazySignals`). Each one, or each group that shares its
-  inputs, is a small function below; :func:`_deep_signals` only wires them together.
-
-Expensive scans read bounded windows of text (the head and tail of the last user
-message; the head and tail of all user text for file headers and log lines), and
-vocabulary is matched by dictionary lookups on word tokens rather than by big regex
-alternations, so the cost stays flat for long prompts. Language and intent signals read
-what the user wrote (the last user message, or the one before it when the last is only
-code); system prompts count only toward ``tokens``.
-
-The caller passes the endpoint *name* (``"chat"``, ``"completions"``); it is not
-guessed from a path. FIM markers are read through :class:`proxy.fim.PromptFim` when the
-caller has one for this request, so a prompt is scanned for them only once.
+Signals are computed in groups, each the first time a rule reads one of its members
+(:class:`LazySignals`), so a request that an early, cheap rule settles pays for nothing
+else: the request's own fields are read at once; the envelope when a rule needs the
+ask or a size; the ask's prose/code split, its languages, its vocabulary, its log
+lines and its human language each on demand. Every scan reads the ask (and its
+attachments for file names and log lines) in bounded windows, so the cost does not
+grow with the envelope.
 
 Extraction is total: any input, however malformed, gives signals and never raises.
 """
@@ -29,16 +24,18 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from proxy import fim
 
+from .envelope import Envelope, read_envelope
 from .languages import (
     core_languages,
     file_names,
     human_language,
+    named_target,
     prose_languages,
     segment_languages,
     settle_code_languages,
@@ -50,11 +47,14 @@ from .lexicon import (
     CHAT_TEMPLATE_RE,
     CJK_TRANSLATE,
     DEFAULT_PRIMARY_LANGUAGES,
+    FILE_TOKEN_RE,
+    HOLE_PROBES,
     HOLE_RE,
     IMPERATIVE_RE,
     LOG_MARKERS,
     LOG_TIMESTAMP_RE,
     NUMBERED_RE,
+    SUBSTRINGS,
     SYMBOLIC,
     TEMPLATE_TOKEN_RE,
     V_EXACT,
@@ -65,16 +65,15 @@ from .lexicon import (
 )
 from .text import (
     Split,
-    content_text,
     ends_in_code,
     estimate_tokens,
+    is_code_line,
     split_prose_code,
     window,
     word_tokens,
 )
 
 __all__ = [
-    "CHEAP_SIGNALS",
     "SIGNAL_KINDS",
     "LazySignals",
     "SignalKind",
@@ -84,35 +83,29 @@ __all__ = [
 ]
 
 # Window sizes (characters) for the scans that are not O(1) per character in C.
-_HEAD, _TAIL = 2500, 800  # of the last user message: prose/code split, vocabulary
-# Past ~12 KB of user text the long-context rule (3000 tokens) decides anyway, so file
-# headers and log lines are counted in the first 8 KB and the last 4 KB only.
-_FILE_WINDOW = 12000  # file names and headers
-_LOG_WINDOW = 12000  # log marker counts
+_HEAD, _TAIL = 2500, 800  # of the ask: prose/code split, vocabulary
+_FILE_WINDOW = 12000  # file names and headers, in the ask and its attachments
+_LOG_WINDOW = 12000  # log marker counts, likewise
 
 SignalKind = Literal["num", "bool", "str", "set"]
 
 #: Every signal name → its kind; the rule validator and the docs use this table.
 SIGNAL_KINDS: dict[str, SignalKind] = {
     "endpoint": "str", "has_suffix": "bool", "fim_family": "str", "fim_marker": "bool",
-    "max_tokens": "num", "has_stop": "bool", "n_messages": "num", "tokens": "num",
-    "user_tokens": "num", "code_chars": "num", "code_ratio": "num", "code_blocks": "num",
-    "n_files": "num", "languages": "set", "code_languages": "set", "n_languages": "num",
-    "n_core_languages": "num", "non_primary_languages": "set", "human_language": "str",
-    "non_english": "bool", "translation_intent": "bool", "interop_intent": "bool",
-    "instruction_like": "bool", "prose_words": "num", "step_count": "num",
-    "constraint_count": "num", "design_score": "num", "debug_score": "num",
-    "concurrency_score": "num", "performance_score": "num", "proof_score": "num",
-    "algorithm_score": "num", "complexity_score": "num", "log_lines": "num",
+    "edit_prediction": "bool", "max_tokens": "num", "has_stop": "bool", "n_messages": "num",
+    "needs_tools": "bool", "client": "str", "background": "str", "tool_turn": "bool",
+    "tokens": "num", "user_tokens": "num", "ask_tokens": "num", "attached_tokens": "num",
+    "boilerplate_tokens": "num", "code_chars": "num", "code_ratio": "num",
+    "code_blocks": "num", "n_files": "num", "languages": "set", "code_languages": "set",
+    "n_languages": "num", "n_core_languages": "num", "non_primary_languages": "set",
+    "human_language": "str", "non_english": "bool", "translation_intent": "bool",
+    "interop_intent": "bool", "instruction_like": "bool", "prose_words": "num",
+    "step_count": "num", "constraint_count": "num", "design_score": "num",
+    "debug_score": "num", "concurrency_score": "num", "performance_score": "num",
+    "proof_score": "num", "algorithm_score": "num", "complexity_score": "num",
+    "log_lines": "num",
 }  # fmt: skip
 
-#: Read before any rule runs; everything else is computed on first use.
-CHEAP_SIGNALS = frozenset(
-    {"endpoint", "has_suffix", "fim_family", "fim_marker", "max_tokens", "has_stop",
-     "n_messages", "tokens", "user_tokens"}
-)  # fmt: skip
-
-# The endpoint names the classifier knows; any other value is the endpoint "other".
 _ENDPOINT_KINDS = ("chat", "completions")
 
 
@@ -124,11 +117,19 @@ class Signals:
     has_suffix: bool = False
     fim_family: str | None = None
     fim_marker: bool = False
+    edit_prediction: bool = False
     max_tokens: int | None = None
     has_stop: bool = False
     n_messages: int = 0
+    needs_tools: bool = False
+    client: str = "generic"
+    background: str | None = None
+    tool_turn: bool = False
     tokens: int = 0
     user_tokens: int = 0
+    ask_tokens: int = 0
+    attached_tokens: int = 0
+    boilerplate_tokens: int = 0
     code_chars: int = 0
     code_ratio: float = 0.0
     code_blocks: int = 0
@@ -183,75 +184,7 @@ def _as_int(value: object) -> int | None:
     return int(value)
 
 
-# --- cheap stage ---------------------------------------------------------------------------
-
-
-@dataclass
-class _Context:
-    """What the cheap stage read and the deep stage needs."""
-
-    kind: str
-    user_msgs: list[str]
-    prompt_text: str
-    fim_parts: fim.FimParts | None
-    user_tokens: int
-    primary: frozenset[str]
-
-
-def _read_messages(messages: object) -> tuple[list[str], int, int]:
-    """User texts, the token estimate of every other message, and the message count."""
-    user_msgs: list[str] = []
-    tokens = 0
-    n_messages = 0
-    if isinstance(messages, list):
-        for msg in messages:
-            if not isinstance(msg, Mapping):
-                continue
-            n_messages += 1
-            text = content_text(msg.get("content"))
-            role = msg.get("role")
-            if role == "user" or role is None:
-                user_msgs.append(text)
-            else:  # system/developer prompts and replies count only toward `tokens`
-                tokens += estimate_tokens(text)
-    return user_msgs, tokens, n_messages
-
-
-def _read_prompt(body: Mapping[str, Any]) -> tuple[str, bool]:
-    """The completion prompt as one text (a batch joined, llama.cpp ``/infill`` fields
-    appended) and whether an ``input_suffix`` field was among them."""
-    prompt = body.get("prompt")
-    prompt_text = ""
-    if isinstance(prompt, str):
-        prompt_text = prompt
-    elif isinstance(prompt, list):
-        prompt_text = "\n".join(p for p in prompt if isinstance(p, str))
-    has_suffix = False
-    for key in ("input_prefix", "input_suffix"):  # llama.cpp /infill
-        value = body.get(key)
-        if isinstance(value, str):
-            has_suffix = has_suffix or key == "input_suffix"
-            prompt_text = prompt_text + "\n" + value if prompt_text else value
-    return prompt_text, has_suffix
-
-
-def _read_fim(
-    candidates: list[str], has_suffix: bool, prompt_fim: fim.PromptFim | None
-) -> tuple[fim.FimParts | None, bool]:
-    """FIM markers in the first candidate text that has them, and whether the last one
-    has a chat-style "fill the hole" marker instead."""
-    detect = fim.detect if prompt_fim is None else prompt_fim.parts_of
-    fim_parts = None
-    for text in candidates:
-        if text and fim_parts is None:
-            fim_parts = detect(text)
-    hole = False
-    if fim_parts is None and not has_suffix and candidates:
-        last = candidates[-1]
-        low = last.lower()  # cheap probes first: the regex is slower on big bodies
-        if "fill" in low or "cursor" in low or "hole" in low or "insert>" in low:
-            hole = HOLE_RE.search(last) is not None
-    return fim_parts, hole
+# --- the request's own fields ------------------------------------------------------------
 
 
 def _read_max_tokens(body: Mapping[str, Any]) -> int | None:
@@ -265,47 +198,108 @@ def _read_max_tokens(body: Mapping[str, Any]) -> int | None:
     return None
 
 
-def _cheap_stage(
-    endpoint: object, body: object, primary: frozenset[str], prompt_fim: fim.PromptFim | None
-) -> tuple[dict[str, Any], _Context]:
-    kind = _endpoint_kind(endpoint)
-    cheap: dict[str, Any] = {name: _DEFAULTS[name] for name in CHEAP_SIGNALS}
-    cheap["endpoint"] = kind
-    if not isinstance(body, Mapping):
-        return cheap, _Context(kind, [], "", None, 0, primary)
+def _needs_tools(body: Mapping[str, Any]) -> bool:
+    """The client offers tools and lets the model call them."""
+    tools = body.get("tools") or body.get("functions")
+    if not isinstance(tools, list) or not tools:
+        return False
+    return body.get("tool_choice") != "none"
 
-    user_msgs, tokens, n_messages = _read_messages(body.get("messages"))
-    prompt_text, has_suffix = _read_prompt(body)
-    suffix = body.get("suffix")
-    if isinstance(suffix, str):
-        has_suffix = True
-        tokens += estimate_tokens(suffix)
-    if prompt_text:
-        user_msgs.append(prompt_text)
-    candidates = [prompt_text] if prompt_text else user_msgs[-2:]
-    fim_parts, hole = _read_fim(candidates, has_suffix, prompt_fim)
-    user_tokens = sum(estimate_tokens(t) for t in user_msgs)
+
+def _request_fields(r: _Reading) -> dict[str, Any]:
+    body = r.body
     stop = body.get("stop")
-    cheap.update(
-        has_suffix=has_suffix,
-        fim_family=fim_parts.family if fim_parts is not None else None,
-        fim_marker=fim_parts is not None or hole,
-        max_tokens=_read_max_tokens(body),
-        has_stop=bool(stop) and isinstance(stop, str | list),
-        n_messages=n_messages,
-        tokens=tokens + user_tokens,
-        user_tokens=user_tokens,
-    )
-    return cheap, _Context(kind, user_msgs, prompt_text, fim_parts, user_tokens, primary)
+    messages = body.get("messages")
+    return {
+        "endpoint": r.kind,
+        "has_suffix": isinstance(body.get("suffix"), str)
+        or isinstance(body.get("input_suffix"), str),
+        "max_tokens": _read_max_tokens(body),
+        "has_stop": bool(stop) and isinstance(stop, str | list),
+        "n_messages": sum(1 for m in messages if isinstance(m, Mapping))
+        if isinstance(messages, list)
+        else 0,
+        "needs_tools": _needs_tools(body),
+    }
 
 
-# --- deep stage: the text the user wrote -------------------------------------------------------
+# --- fill-in-the-middle and edit prediction ------------------------------------------------
+
+
+def _prompt_text(body: Mapping[str, Any]) -> str:
+    """The completion prompt as one text (a batch joined, llama.cpp ``/infill`` fields
+    appended)."""
+    prompt = body.get("prompt")
+    text = ""
+    if isinstance(prompt, str):
+        text = prompt
+    elif isinstance(prompt, list):
+        text = "\n".join(p for p in prompt if isinstance(p, str))
+    for key in ("input_prefix", "input_suffix"):  # llama.cpp /infill
+        value = body.get(key)
+        if isinstance(value, str):
+            text = text + "\n" + value if text else value
+    return text
+
+
+def _holes(text: str) -> bool:
+    """A cursor or hole marker where code goes (a line of code), not one named in a sentence."""
+    low = text[:20000].lower()
+    if not any(probe in low for probe in HOLE_PROBES):
+        return False
+    for m in HOLE_RE.finditer(text):
+        start = text.rfind("\n", 0, m.start()) + 1
+        end = text.find("\n", m.end())
+        line = text[start : end if end >= 0 else len(text)]
+        rest = (line[: m.start() - start] + line[m.end() - start :]).strip()
+        if not rest or is_code_line(line) or m.group(0) != m.group(0).strip():
+            return True
+    return False
+
+
+def _fim_signals(r: _Reading) -> dict[str, Any]:
+    """FIM markers that structure the prompt (or the ask), an edit-prediction prompt, or
+    a hole marker where code goes."""
+    text = r.ask()
+    parts = r.fim = r.fim_parts(text)
+    prediction = r.envelope().edit_prediction
+    return {
+        "fim_family": parts.family if parts is not None else None,
+        "fim_marker": parts is not None or prediction or (not r.get("has_suffix") and _holes(text)),
+        "edit_prediction": prediction,
+    }
+
+
+# --- the envelope: who sent it, what was asked, how big each part is ----------------------
+
+
+def _envelope_signals(r: _Reading) -> dict[str, Any]:
+    env = r.envelope()
+    ask = estimate_tokens(r.ask())
+    attached = estimate_tokens(env.attached)
+    boilerplate = math.ceil(env.boilerplate_chars / 3.6)
+    suffix = r.body.get("suffix")
+    extra = estimate_tokens(suffix) if isinstance(suffix, str) else 0
+    return {
+        "client": env.client,
+        "background": env.background,
+        "tool_turn": env.tool_turn,
+        "ask_tokens": ask,
+        "attached_tokens": attached,
+        "boilerplate_tokens": boilerplate,
+        "user_tokens": ask + attached,
+        # the envelope's three sizes add up to the request's text (earlier turns included)
+        "tokens": ask + attached + boilerplate + extra,
+    }
+
+
+# --- the ask's text ------------------------------------------------------------------------
 
 
 @dataclass
-class _UserText:
-    """The last user text (windowed, chat-template tokens removed), its prose/code
-    split, and the prose's word tokens as written and lower-cased."""
+class _AskText:
+    """The ask (windowed, chat-template tokens removed), its prose/code split, and the
+    prose's word tokens as written and lower-cased."""
 
     last: str
     split: Split
@@ -314,31 +308,38 @@ class _UserText:
     lower: list[str]
 
 
-def _user_text(ctx: _Context) -> _UserText:
-    user_msgs = ctx.user_msgs
-    last = user_msgs[-1] if user_msgs else ""
-    if ctx.fim_parts is not None:
-        last = ctx.fim_parts.prefix + "\n" + ctx.fim_parts.suffix
+def _ask_text(r: _Reading) -> _AskText:
+    env = r.envelope()
+    last = r.ask()
+    r.get("fim_marker")  # the FIM reading decides which text is the user's
+    if r.fim is not None:
+        last = r.fim.prefix + "\n" + r.fim.suffix
     last = window(last, _HEAD, _TAIL)
     if "<" in last or "[" in last:
         last = TEMPLATE_TOKEN_RE.sub(" ", last)
     split = split_prose_code(last)
     prose = split.prose
-    if len(prose) < 40 and len(user_msgs) > 1:
-        # The last message is (almost) only code: the instruction is in an earlier one.
-        earlier = split_prose_code(window(user_msgs[-2], _HEAD // 2, _TAIL // 2))
+    if len(prose) < 40 and env.context and r.fim is None:
+        # The ask is (almost) only code: the instruction is in the turn before it.
+        earlier = split_prose_code(window(env.context[-1], _HEAD // 2, _TAIL // 2))
         prose = earlier.prose + "\n" + prose
         split.code_segments.extend(earlier.code_segments)
-    tokens = word_tokens(prose)
+    # file names are not words of the ask: `lock.go` is no lock, `Profile.tsx` no profiling
+    words = FILE_TOKEN_RE.sub(" ", prose) if "." in prose else prose
+    tokens = word_tokens(words)
     lower = " ".join(tokens).lower().split(" ") if tokens else []
-    return _UserText(last, split, prose, tokens, lower)
+    return _AskText(last, split, prose, tokens, lower)
 
 
-# --- deep stage: one function per signal or group of signals ----------------------------------
+def _supplied(r: _Reading, size: int) -> str:
+    """The ask and its attachments, windowed: where file headers and logs are counted."""
+    attached = r.envelope().attached
+    joined = r.ask() + "\n" + attached if attached else r.ask()
+    return window(joined, size * 2 // 3, size // 3)
 
 
-def _code_signals(text: _UserText) -> dict[str, Any]:
-    """``code_chars``, ``code_ratio``, ``code_blocks``."""
+def _code_signals(r: _Reading) -> dict[str, Any]:
+    text = r.ask_text()
     split = text.split
     return {
         "code_chars": split.code_chars,
@@ -347,11 +348,11 @@ def _code_signals(text: _UserText) -> dict[str, Any]:
     }
 
 
-def _language_signals(
-    text: _UserText, scan: str, translate: bool, primary: frozenset[str]
-) -> dict[str, Any]:
-    """The language signals, from fences, syntax, file names, shebangs and prose, in
-    ``scan`` (all user text, windowed) and the last user text."""
+def _language_signals(r: _Reading) -> dict[str, Any]:
+    """Languages from fences, syntax, file names, shebangs and prose."""
+    text = r.ask_text()
+    scan = _supplied(r, _FILE_WINDOW)
+    translate = r.get("translation_words")
     segments = text.split.code_segments
     files, file_langs = file_names(text.prose, segments, scan)
     code = settle_code_languages(segment_languages(segments) | file_langs | shebang_languages(scan))
@@ -362,41 +363,58 @@ def _language_signals(
         "code_languages": code,
         "n_languages": len(languages),
         "n_core_languages": len(core_languages(languages, code, translate)),
-        "non_primary_languages": frozenset(languages - primary),
-        "translation_intent": translate and len(languages) >= 2,
+        "non_primary_languages": frozenset(languages - r.primary),
+        # port/convert/rewrite between two languages, or into a named one from code that
+        # is not already in it
+        "translation_intent": translate
+        and (len(languages) >= 2 or _ports_into(text, code)),
     }
 
 
-def _translate_words(prose: str, counts: Mapping[str, int]) -> bool:
-    """Words asking to translate, port or rewrite (in any language)."""
-    return counts["translate"] > 0 or any(w in prose for w in CJK_TRANSLATE)
+def _ports_into(text: _AskText, code: frozenset[str]) -> bool:
+    target = named_target(text.tokens, text.lower)
+    return target is not None and (not code or bool(code - {target}))
 
 
-def _step_count(prose: str, counts: Mapping[str, int]) -> int:
-    """Sequence words, numbered items and bullet lines."""
-    steps = counts["sequence"] + len(NUMBERED_RE.findall(prose))
-    return steps + sum(1 for line in prose.splitlines() if line.lstrip()[:2] in BULLETS)
+def _human_signals(r: _Reading) -> dict[str, Any]:
+    text = r.ask_text()
+    human = human_language(text.prose, text.lower)
+    return {"human_language": human, "non_english": human != "en"}
 
 
-def _log_lines(text: str) -> int:
+def _intent_signals(r: _Reading) -> dict[str, Any]:
+    text = r.ask_text()
+    _, counts = r.vocab()
+    steps = counts["sequence"] + len(NUMBERED_RE.findall(text.prose))
+    steps += sum(1 for line in text.prose.splitlines() if line.lstrip()[:2] in BULLETS)
+    return {
+        "translation_words": counts["translate"] > 0 or any(w in text.prose for w in CJK_TRANSLATE),
+        "interop_intent": counts["interop"] > 0,
+        "prose_words": len(text.lower),
+        "step_count": steps,
+        "constraint_count": counts["constraint"],
+    }
+
+
+def _log_signals(r: _Reading) -> dict[str, Any]:
     """Lines that look like log output or a stack trace (marker and timestamp count)."""
+    text = _supplied(r, _LOG_WINDOW)
     n = sum(text.count(marker) for marker in LOG_MARKERS)
     if "\n" in text:
         n += len(LOG_TIMESTAMP_RE.findall(text))
-    return n
+    return {"log_lines": n}
 
 
-def _difficulty_signals(
-    scores: Mapping[str, int], steps: int, constraints: int, logs: int, user_tokens: int
-) -> dict[str, Any]:
-    """The per-topic scores and ``complexity_score``, their sum plus many steps, many
-    constraints and length."""
-    debug = scores["debug"] + (2 if logs >= 5 else 0)
+def _difficulty_signals(r: _Reading) -> dict[str, Any]:
+    """The per-topic scores and ``complexity_score``: their sum, plus many steps and many
+    constraints. Size is not in it: the long-context rule reads sizes on their own."""
+    scores, _ = r.vocab()
+    steps, constraints = r.get("step_count"), r.get("constraint_count")
+    debug = scores["debug"] + (2 if r.get("log_lines") >= 5 else 0)
     complexity = (
         scores["design"] + debug + scores["concurrency"] + scores["performance"]
         + scores["proof"] + scores["algorithm"]
         + max(0, steps - 3) * 0.5 + max(0, constraints - 2) * 0.5
-        + min(4.0, user_tokens / 1000)
     )  # fmt: skip
     return {
         "design_score": scores["design"],
@@ -409,43 +427,22 @@ def _difficulty_signals(
     }
 
 
-def _instruction_like(ctx: _Context, text: _UserText) -> bool:
+def _instruction_signals(r: _Reading) -> dict[str, Any]:
     """A chat request, a prompt in a chat template, or a raw prompt that reads as an
     instruction (imperative or question, or mostly prose) and does not stop inside code."""
-    if ctx.kind == "chat":
-        return True
-    prompt = ctx.prompt_text or text.last
+    if r.kind == "chat":
+        return {"instruction_like": True}
+    text = r.ask_text()
+    prompt = r.prompt or text.last
     if any(m in prompt for m in CHAT_TEMPLATE_MARKS) or CHAT_TEMPLATE_RE.search(prompt[:4000]):
-        return True
+        return {"instruction_like": True}
     lower = text.lower
-    return not ends_in_code(prompt) and (
-        (len(lower) >= 4 and any(IMPERATIVE_RE.match(ln) for ln in text.prose.splitlines()))
-        or (len(lower) >= 8 and text.split.code_chars < 0.4 * len(text.last))
-    )
-
-
-def _deep_signals(ctx: _Context) -> dict[str, Any]:
-    """Every signal that is not cheap, computed together: they share the text reading."""
-    text = _user_text(ctx)
-    joined = "\n".join(ctx.user_msgs)
-    scan = window(joined, _FILE_WINDOW * 2 // 3, _FILE_WINDOW // 3)
-    scores, counts = _vocab_scores(text.lower, text.prose)
-    translate = _translate_words(text.prose, counts)
-    human = human_language(text.prose, text.lower)
-    steps = _step_count(text.prose, counts)
-    logs = _log_lines(window(joined, _LOG_WINDOW * 2 // 3, _LOG_WINDOW // 3))
     return {
-        **_code_signals(text),
-        **_language_signals(text, scan, translate, ctx.primary),
-        "human_language": human,
-        "non_english": human != "en",
-        "interop_intent": counts["interop"] > 0,
-        "instruction_like": _instruction_like(ctx, text),
-        "prose_words": len(text.lower),
-        "step_count": steps,
-        "constraint_count": counts["constraint"],
-        **_difficulty_signals(scores, steps, counts["constraint"], logs, ctx.user_tokens),
-        "log_lines": logs,
+        "instruction_like": not ends_in_code(prompt)
+        and (
+            (len(lower) >= 4 and any(IMPERATIVE_RE.match(ln) for ln in text.prose.splitlines()))
+            or (len(lower) >= 8 and text.split.code_chars < 0.4 * len(text.last))
+        )
     }
 
 
@@ -482,6 +479,13 @@ def _vocab_scores(lower: list[str], prose: str) -> tuple[dict[str, int], dict[st
     for term, count in hits.items():
         scores[term.table] += term.weight
         counts[term.table] += count
+    if not prose.isascii():
+        for table, groups in SUBSTRINGS.items():
+            for weight, terms in groups:
+                found = sum(1 for term in terms if term in prose)
+                if found:
+                    scores[table] += weight
+                    counts[table] += found
     for probe, table, weight, pattern in SYMBOLIC:
         if probe in prose:
             found = len(pattern.findall(prose))
@@ -495,11 +499,100 @@ def _vocab_scores(lower: list[str], prose: str) -> tuple[dict[str, int], dict[st
 
 # --- laziness ------------------------------------------------------------------------------
 
+_Group = Callable[["_Reading"], dict[str, Any]]
+
+#: Each signal's group: computing one member computes the group (they share their inputs).
+_GROUPS: tuple[tuple[_Group, tuple[str, ...]], ...] = (
+    (_request_fields, ("endpoint", "has_suffix", "max_tokens", "has_stop", "n_messages",
+                       "needs_tools")),
+    (_fim_signals, ("fim_family", "fim_marker", "edit_prediction")),
+    (_envelope_signals, ("client", "background", "tool_turn", "tokens", "user_tokens",
+                         "ask_tokens", "attached_tokens", "boilerplate_tokens")),
+    (_code_signals, ("code_chars", "code_ratio", "code_blocks")),
+    (_intent_signals, ("translation_words", "interop_intent", "prose_words", "step_count",
+                       "constraint_count")),
+    (_language_signals, ("n_files", "languages", "code_languages", "n_languages",
+                         "n_core_languages", "non_primary_languages", "translation_intent")),
+    (_human_signals, ("human_language", "non_english")),
+    (_log_signals, ("log_lines",)),
+    (_difficulty_signals, ("design_score", "debug_score", "concurrency_score",
+                           "performance_score", "proof_score", "algorithm_score",
+                           "complexity_score")),
+    (_instruction_signals, ("instruction_like",)),
+)  # fmt: skip
+_GROUP_OF: dict[str, _Group] = {name: group for group, names in _GROUPS for name in names}
+assert set(SIGNAL_KINDS) <= set(_GROUP_OF)
+
+
+class _Reading:
+    """One request being read: the inputs, and what has been computed so far."""
+
+    def __init__(
+        self,
+        kind: str,
+        body: Mapping[str, Any],
+        primary: frozenset[str],
+        prompt_fim: fim.PromptFim | None,
+        envelope: Envelope | None,
+    ) -> None:
+        self.kind = kind
+        self.body = body
+        self.primary = primary
+        self.prompt_fim = prompt_fim
+        self.prompt = _prompt_text(body) if kind != "chat" else ""
+        self.fim: fim.FimParts | None = None
+        self.values: dict[str, Any] = {}
+        self._envelope = envelope
+        self._ask: _AskText | None = None
+        self._vocab: tuple[dict[str, int], dict[str, int]] | None = None
+
+    def get(self, name: str) -> Any:
+        found = self.values.get(name, _MISSING)
+        if found is _MISSING:
+            group = _GROUP_OF[name]
+            try:
+                self.values.update(group(self))
+            except Exception:  # noqa: BLE001 - the classifier is total: odd input → defaults
+                for member in next(n for g, n in _GROUPS if g is group):
+                    self.values.setdefault(member, _DEFAULTS.get(member, False))
+            found = self.values[name]
+        return found
+
+    def envelope(self) -> Envelope:
+        if self._envelope is None:
+            self._envelope = read_envelope(self.kind, self.body)
+        return self._envelope
+
+    def ask(self) -> str:
+        """The text the user asked with: the prompt of a completion, else the envelope's ask."""
+        return self.prompt if self.kind != "chat" else self.envelope().ask
+
+    def fim_parts(self, text: str) -> fim.FimParts | None:
+        if not text:
+            return None
+        if self.prompt_fim is not None:
+            return self.prompt_fim.parts_of(text)
+        return fim.structural(text)
+
+    def ask_text(self) -> _AskText:
+        if self._ask is None:
+            self._ask = _ask_text(self)
+        return self._ask
+
+    def vocab(self) -> tuple[dict[str, int], dict[str, int]]:
+        if self._vocab is None:
+            text = self.ask_text()
+            self._vocab = _vocab_scores(text.lower, text.prose)
+        return self._vocab
+
+
+_MISSING = object()
+
 
 class LazySignals:
-    """Signals computed on first use: the cheap ones up front, the rest on demand."""
+    """Signals computed on first use, group by group."""
 
-    __slots__ = ("_cheap", "_ctx", "_deep")
+    __slots__ = ("_reading",)
 
     def __init__(
         self,
@@ -507,31 +600,29 @@ class LazySignals:
         body: object,
         primary: frozenset[str],
         prompt_fim: fim.PromptFim | None = None,
+        envelope: Envelope | None = None,
     ) -> None:
-        try:
-            self._cheap, self._ctx = _cheap_stage(endpoint, body, primary, prompt_fim)
-        except Exception:  # noqa: BLE001 - the classifier is total: odd input → defaults
-            self._cheap = {name: _DEFAULTS[name] for name in CHEAP_SIGNALS}
-            self._cheap["endpoint"] = _endpoint_kind(endpoint)
-            self._ctx = _Context("other", [], "", None, 0, primary)
-        self._deep: dict[str, Any] | None = None
+        kind = _endpoint_kind(endpoint)
+        self._reading = _Reading(
+            kind, body if isinstance(body, Mapping) else {}, primary, prompt_fim, envelope
+        )
 
     def get(self, name: str) -> Any:
-        """One signal's value (computes every deep signal on the first deep one asked)."""
-        if name in self._cheap:
-            return self._cheap[name]
-        if self._deep is None:
-            try:
-                self._deep = _deep_signals(self._ctx)
-            except Exception:  # noqa: BLE001 - see above
-                self._deep = {k: v for k, v in _DEFAULTS.items() if k not in CHEAP_SIGNALS}
-        return self._deep[name]
+        """One signal's value (computing its group on first use)."""
+        return self._reading.get(name)
+
+    @property
+    def envelope(self) -> Envelope:
+        """The request's envelope: the client, the ask, the sizes."""
+        return self._reading.envelope()
+
+    def computed(self) -> list[str]:
+        """The signals computed so far, in the order of :data:`SIGNAL_KINDS`."""
+        return [name for name in SIGNAL_KINDS if name in self._reading.values]
 
     def full(self) -> Signals:
         """Every signal."""
-        self.get("log_lines")
-        assert self._deep is not None
-        return Signals(**self._cheap, **self._deep)
+        return Signals(**{name: self.get(name) for name in SIGNAL_KINDS})
 
 
 def extract_signals(

@@ -66,7 +66,7 @@ def word_tokens(text: str) -> list[str]:
     return text.translate(PUNCT_TABLE).split()
 
 
-def _looks_like_sentence(line: str) -> bool:
+def looks_like_sentence(line: str) -> bool:
     words = line.split()
     if len(words) < 4:
         return False
@@ -76,13 +76,13 @@ def _looks_like_sentence(line: str) -> bool:
     return alpha >= 0.7 * len(words)
 
 
-def _is_code_line(line: str) -> bool:
+def is_code_line(line: str) -> bool:
     stripped = line.rstrip()
     if not stripped:
         return False
     if stripped[-1] in ";{}" or line.startswith(("    ", "\t")):
-        return not _looks_like_sentence(line)
-    return bool(CODE_START_RE.match(line)) and not _looks_like_sentence(line)
+        return not looks_like_sentence(line)
+    return bool(CODE_START_RE.match(line)) and not looks_like_sentence(line)
 
 
 @dataclass
@@ -112,7 +112,7 @@ def split_prose_code(text: str) -> Split:
     unfenced: list[str] = []
     for part in prose_parts:
         for line in part.splitlines():
-            if _is_code_line(line):
+            if is_code_line(line):
                 unfenced.append(line)
                 code_chars += len(line)
             elif line.strip():
@@ -137,8 +137,8 @@ def ends_in_code(text: str) -> bool:
     if not lines:
         return False
     line = lines[-1]
-    if _looks_like_sentence(line):
+    if looks_like_sentence(line):
         return False
     if line.rstrip().endswith((":", "{", "(", "[", "=", ",", "=>", "->")):
         return True
-    return _is_code_line(line) or bool(COMMENT_LINE_RE.match(line))
+    return is_code_line(line) or bool(COMMENT_LINE_RE.match(line))

@@ -16,15 +16,23 @@ from ..errors import InvalidRequest, ProxyError, render
 from ..explain import endpoint_of, explain
 from ..runtime import Runtime
 from ..settings import Settings
+from ..sticky import TaskMemory
 from ._common import load_or_report
 
 __all__ = ["cmd_explain"]
 
 
-def _explain_one(rt: Runtime, path: str, body: Any) -> dict[str, Any]:
-    """The decision, or the error a request would get, with its HTTP status."""
+def _explain_one(rt: Runtime, memory: TaskMemory, path: str, body: Any) -> dict[str, Any]:
+    """The decision, or the error a request would get, with its HTTP status. `memory`
+    carries task stickiness from one line to the next, as a running proxy would."""
     try:
-        return explain(rt, endpoint_of(path, lenient=True), body, lenient=True)
+        endpoint = endpoint_of(path, lenient=True)
+        return explain(
+            endpoint,
+            body,
+            lambda payload: rt.decide(endpoint, payload, memory=memory),
+            lenient=True,
+        )
     except ProxyError as exc:
         return _error(exc)
 
@@ -43,9 +51,10 @@ def cmd_explain(
     if cfg is None:
         return 1
     rt = Runtime(cfg, str(settings.config), {n: 0 for n in cfg.backends})
+    memory = TaskMemory()
     if not jsonl:
         data = inp.read().encode()
-        result = _explain_one(rt, endpoint, data)
+        result = _explain_one(rt, memory, endpoint, data)
         print(json.dumps(result, indent=2, ensure_ascii=False), file=out)
         return 1 if "error" in result else 0
     failures = 0
@@ -58,7 +67,7 @@ def cmd_explain(
             if not isinstance(item, dict):
                 raise ValueError("each line must be a JSON object")
             result = _explain_one(
-                rt, str(item.get("endpoint", "/v1/chat/completions")), item.get("body")
+                rt, memory, str(item.get("endpoint", "/v1/chat/completions")), item.get("body")
             )
         except (orjson.JSONDecodeError, ValueError) as exc:
             result = _error(InvalidRequest(f"line {lineno}: {exc}", code="invalid_json"))

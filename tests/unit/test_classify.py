@@ -319,24 +319,21 @@ def test_first_match_equals_evaluate_all() -> None:
         endpoint = PATH_TO_ENDPOINT[row["endpoint"]]
         lazy = LazySignals(endpoint, row["body"], frozenset(cfg.primary_languages))
         matching = [
-            (rank[r.class_], i, r)
+            (-r.priority, rank[r.class_], i, r)
             for i, r in enumerate(cfg.rules)
             if compile_condition(r.when)(lazy)
         ]
-        expected = min(matching, key=lambda t: (t[0], t[1]))[2].name if matching else "default"
+        expected = min(matching, key=lambda t: t[:3])[3].name if matching else "default"
         assert Classifier(cfg).classify(endpoint, row["body"]).rule == expected
 
 
 def test_completion_traffic_skips_prose_analysis() -> None:
-    from proxy.classify import LazySignals
-
-    lazy = LazySignals(COMP, {"prompt": "<fim_prefix>a<fim_suffix>b<fim_middle>"}, frozenset())
     result = Classifier().classify(COMP, {"prompt": "<fim_prefix>a<fim_suffix>b<fim_middle>"})
     assert result.cls == "completion"
-    assert lazy._deep is None
-    assert result._lazy._deep is None
+    prose = {"languages", "human_language", "complexity_score", "log_lines", "code_chars"}
+    assert prose.isdisjoint(result.computed()), result.computed()
     result.signals_dict()
-    assert result._lazy._deep is not None
+    assert prose <= set(result.computed())
 
 
 # --- the per-signal functions ---------------------------------------------------------
@@ -379,4 +376,11 @@ def test_code_languages_settle_and_come_from_every_source() -> None:
         "shell",
     }
     files, langs = file_names("see src/app.ts and config.yaml", [("main.go", "")], "")
-    assert files == {"src/app.ts", "config.yaml", "main.go"} and langs == {"typescript", "go"}
+    assert files == {"app.ts", "config.yaml", "main.go"} and langs == {"typescript", "go"}
+    # a diff names each file three times (header, a/, b/): it is still one file each
+    diff = (
+        "diff --git a/src/x.py b/src/x.py\n--- a/src/x.py\n+++ b/src/x.py\n"
+        "diff --git a/lib/y.go b/lib/y.go\n--- a/lib/y.go\n+++ b/lib/y.go\n"
+    )
+    files, _ = file_names(diff, [], diff)
+    assert files == {"x.py", "y.go"}

@@ -463,15 +463,6 @@ BACKGROUND_CASES: list[tuple[str, Body, str, str]] = [
         "aider",
         "summary",
     ),  # noqa: E501
-    (
-        "continue hole filler",
-        one(
-            "You are a HOLE FILLER. You are provided with a file containing holes",
-            "<QUERY>\nx = {{FILL_HERE}}\n</QUERY>",
-        ),
-        "continue",
-        "autocomplete",
-    ),  # noqa: E501
 ]
 
 
@@ -555,10 +546,10 @@ def test_task_key() -> None:
     step2 = env(cline_body("Fix the login bug", steps=2))
     step3 = env(cline_body("Fix the login bug", steps=3))
     other = env(cline_body("Add dark mode", steps=2))
-    assert first.task_key is None  # one turn, no tool loop: nothing to stick to
-    assert step2.task_key is not None and step2.task_key == step3.task_key
+    # the first turn sets the task's class, so it carries the task's key already
+    assert first.task_key is not None and first.task_key == step2.task_key == step3.task_key
     assert other.task_key is not None and other.task_key != step2.task_key
-    assert env(one("sys", "hi")).task_key is None
+    assert env(one("sys", "hi")).task_key != env(one("sys", "hello")).task_key
     tools = env(tools_body(result_last=True))
     assert tools.task_key == env(tools_body(result_last=False)).task_key is not None
     a1 = env(aider_body("second ask", done=("first ask",))).task_key
@@ -629,3 +620,13 @@ def test_aider_without_a_system_prompt() -> None:
     ]
     e = env(body)
     assert (e.client, e.ask) == ("aider", "Add a docstring")
+
+
+def test_continue_hole_filler_is_editor_autocomplete() -> None:
+    e = env(
+        one(
+            "You are a HOLE FILLER. You are provided with a file containing holes",
+            "<QUERY>\nx = {{FILL_HERE}}\n</QUERY>",
+        )
+    )
+    assert (e.client, e.background, e.edit_prediction) == ("continue", None, True)

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from proxy.config import parse_config
-from proxy.routing import Router, RouteTarget
+from proxy.routing import Needs, Router, RouteTarget
 
 
 def router(routes: dict[str, Any] | None = None) -> Router:
@@ -48,7 +48,7 @@ def test_first_eligible_in_order() -> None:
 
 
 def test_infill_needs_a_fim_variant() -> None:
-    ordered, skipped = router().candidates("completion", needs_infill=True)
+    ordered, skipped = router().candidates("completion", needs=Needs(infill=True))
     assert ordered == ["a", "d"]
     assert "fim" in skipped["c"]
 
@@ -77,3 +77,64 @@ def test_weighted_split_skips_ineligible() -> None:
         }
     )
     assert r.candidates("instruction", eligible={"a": "drifted"}.get, draw=0.1)[0] == ["c"]
+
+
+def capable_router() -> Router:
+    return Router(
+        parse_config(
+            {
+                "backends": {"b": {"kind": "openai", "url": "http://127.0.0.1:1"}},
+                "variants": {
+                    "small": {"backend": "b", "model": "s", "context_window": 4096, "tools": False},
+                    "big": {"backend": "b", "model": "b", "context_window": 32768, "tools": True},
+                    "plain": {"backend": "b", "model": "p"},
+                },
+                "routes": {"instruction": ["small", "big", "plain"], "default": "small"},
+            }
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("needs", "ordered", "reasons"),
+    [
+        (Needs(), ["small", "big", "plain"], {}),
+        (Needs(tools=True), ["big", "plain"], {"small": "cannot call tools (tools: false)"}),
+        (
+            Needs(prompt_tokens=lambda: 6000),
+            ["big", "plain"],
+            {"small": "context window 4096 tokens < ~6000 needed (prompt ~6000)"},
+        ),
+        (
+            Needs(prompt_tokens=lambda: 3000, max_tokens=2000),
+            ["big", "plain"],
+            {"small": "context window 4096 tokens < ~5000 needed (prompt ~3000 + max_tokens 2000)"},
+        ),
+        (Needs(prompt_tokens=lambda: 4096), ["small", "big", "plain"], {}),
+        (
+            Needs(prompt_tokens=lambda: 40000, tools=True),
+            ["plain"],
+            {
+                "small": "cannot call tools (tools: false)",
+                "big": "context window 32768 tokens < ~40000 needed (prompt ~40000)",
+            },
+        ),
+    ],
+)
+def test_capabilities_are_constraints(
+    needs: Needs, ordered: list[str], reasons: dict[str, str]
+) -> None:
+    assert capable_router().candidates("instruction", needs=needs) == (ordered, reasons)
+
+
+def test_prompt_estimate_only_when_a_window_is_declared() -> None:
+    calls = []
+
+    def tokens() -> int:
+        calls.append(1)
+        return 10
+
+    router().candidates("completion", needs=Needs(prompt_tokens=tokens))
+    assert calls == []  # no variant of this route declares context_window
+    capable_router().candidates("instruction", needs=Needs(prompt_tokens=tokens))
+    assert calls
