@@ -557,7 +557,13 @@ def _commit_diff(text: str) -> str:
 def _is_commit(system: str, last: str) -> bool:
     if system and any(m in system[:600] for m in _COMMIT_SYS):
         return True
-    return last.startswith(_COMMIT_USER_HEAD) or any(m in last[-600:] for m in _COMMIT_USER_TAIL)
+    if last.startswith(_COMMIT_USER_HEAD) or any(m in last[-600:] for m in _COMMIT_USER_TAIL):
+        return True
+    # any other generator: an instruction that names a commit message, and a diff
+    if "diff --git" not in last and "\n@@ -" not in last:
+        return False
+    said = (system[:1500] + "\n" + last[:800] + "\n" + last[-600:]).lower()
+    return "commit message" in said or "commit msg" in said
 
 
 def _prompt_envelope(body: Mapping[str, Any]) -> Envelope:
@@ -612,7 +618,7 @@ def _by_system(msgs: list[_Msg], system: str, total: int) -> Envelope | None:
         return _walk("aider", msgs, total, _read_aider, _aider_start(msgs))
     if system.startswith(_AIDER_SUMMARY):
         return _single_shot("aider", msgs, total, background="summary")
-    if _is_commit(system, ""):
+    if _is_commit(system, _last_user(msgs)):
         return _commit(msgs, total)
     head = system.lstrip()
     if head.startswith(_CONTINUE_SYS):

@@ -120,7 +120,8 @@ WEAK_NAMES: dict[str, str] = _table(
 )
 WEAK_BEFORE = frozenset(
     "in to into from using use with via and or nor for pure plain idiomatic modern native "
-    "vs versus write writing learn learning port rewrite translate convert".split()
+    "vs versus write writing learn learning port rewrite translate convert add create "
+    "generate new".split()
 )
 WEAK_SKIP = frozenset("a an the some simple small basic short quick tiny idiomatic modern".split())
 WEAK_AFTER = frozenset(
@@ -370,7 +371,7 @@ VOCAB: dict[str, tuple[tuple[int, str], ...]] = {
          "whole-frontend whole-backend entire-frontend entire-backend all-components "
          "every-component every-file all-files every-endpoint all-endpoints every-service "
          "all-services through-the-codebase throughout-the-codebase across-the-code* "
-         "zero-downtime "
+         "zero-downtime storage-engine* buffer-pool write-ahead-log "
          # the same ideas in other languages (tokenised scripts; CJK is in SUBSTRINGS)
          "arquitectura arquitetura architettura architektur* architektura архитектур* "
          "rediseñ* redesenh* riprogett* refonte neugestalt* перепроектир* переработ* "
@@ -387,7 +388,8 @@ VOCAB: dict[str, tuple[tuple[int, str], ...]] = {
          "permission* rbac session-management call-site* callers overhaul* rework* "
          "migration migrations diseñ* concevoir conception entwurf entwer* проектир* "
          "progett* refactoriz* refactoris* refaktor* рефактор* refatora* migraci* "
-         "migrazion* миграц* migrac* plan-and-implement"),
+         "migrazion* миграц* migrac* plan-and-implement migrate everywhere plan planning "
+         "structure how-should-we"),
     ),
     "debug": (
         (2,
@@ -463,7 +465,7 @@ VOCAB: dict[str, tuple[tuple[int, str], ...]] = {
          "number-of-ways modulo fibonacci-heap trie* heap-based"),
         (1,
          "algorithm* graph graphs heuristic* optimal* complexity worst-case heap "
-         "priority-queue constraint constraints"),
+         "priority-queue constraint constraints range-scan* on-disk"),
     ),
 }  # fmt: skip
 
@@ -487,8 +489,9 @@ SUBSTRINGS: dict[str, tuple[tuple[int, tuple[str, ...]], ...]] = {
              "互斥", "ミューテックス", "뮤텍스")),
     ),
     "performance": (
-        (2, ("延迟", "レイテンシ", "지연", "吞吐", "スループット", "처리량", "性能",
-             "パフォーマンス", "성능", "瓶颈", "ボトルネック", "병목", "プロファイル", "프로파일")),
+        (2, ("p99", "p95", "10倍", "延迟", "レイテンシ", "지연", "吞吐", "スループット",
+             "처리량", "性能", "パフォーマンス", "성능", "瓶颈", "ボトルネック", "병목",
+             "プロファイル", "프로파일")),
     ),
     "algorithm": (
         (2, ("动态规划", "動的計画法", "동적 계획법")),
@@ -509,6 +512,8 @@ SYMBOLIC: tuple[tuple[str, str, int, re.Pattern[str]], ...] = (
         r"\b(?:\d+(?:[.,]\d+)?\s?(?:[kKmMbB]|million|billion|thousand|mio|millones|millions)"
         r"|\d{5,}|\d{1,3}(?:,\d{3}){2,})\s+(?:rows|records|events|requests|messages|documents"
         r"|users|items|entries|lines|files|keys|filas|registros|lignes|zeilen)\b")),
+    # a count of things to change: "all 40 components", "every 12 services"
+    ("", "design", 1, re.compile(r"\b(?:all|every|each of the)\s+\d{2,}\s+\w+")),
     # durations that hurt: "takes 3 hours"
     ("hour", "performance", 1, re.compile(r"\b(?:takes?|took|taking)\s+\S+\s+hours?\b")),
 )  # fmt: skip
@@ -569,9 +574,10 @@ HOLE_RE = re.compile(
     r"\{\{(?:FILL_HERE|CURSOR|HOLE)\}\}"
     r"|<(?:FILL_HERE|FILL_ME|CURSOR|HOLE|INSERT|fim_hole|cursorPosition|cursor_position|cursor)>"
     r"|<\|(?:fill_here|cursor|hole|user_cursor_is_here|user_cursor)\|>"
+    r"|<\|code_(?:prefix|suffix|middle)\|>|\[BLANK\]"
 )
 #: Cheap probes (lower-cased) before the hole regex runs on a big text.
-HOLE_PROBES = ("fill", "cursor", "hole", "insert>")
+HOLE_PROBES = ("fill", "cursor", "hole", "insert>", "code_", "[blank]")
 NUMBERED_RE = re.compile(r"\d\d?[.)] +[A-Za-z]")
 BULLETS = ("- ", "* ", "• ")
 LOG_MARKERS = (

@@ -483,9 +483,8 @@ def _vocab_scores(lower: list[str], prose: str) -> tuple[dict[str, int], dict[st
         for table, groups in SUBSTRINGS.items():
             for weight, terms in groups:
                 found = sum(1 for term in terms if term in prose)
-                if found:
-                    scores[table] += weight
-                    counts[table] += found
+                scores[table] += weight * found  # distinct terms, as for words
+                counts[table] += found
     for probe, table, weight, pattern in SYMBOLIC:
         if probe in prose:
             found = len(pattern.findall(prose))
