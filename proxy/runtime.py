@@ -267,7 +267,7 @@ _ASK_SHOWN = 200
 def _reading(found: Classification) -> dict[str, Any]:
     """How the classifier read the request, for explanations."""
     env = found.envelope
-    ask = " ".join(env.ask.split())
+    ask = " ".join(env.ask[: _ASK_SHOWN * 2].split())
     lazy = found.lazy
     return {
         "client": env.client,

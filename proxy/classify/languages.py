@@ -151,6 +151,26 @@ def header_names(text: str, limit: int = 400) -> list[str]:
     return out
 
 
+def without_file_names(text: str) -> str:
+    """``text`` with every file name or path (``src/lock.go``, ``Profile.tsx``) blanked."""
+    spans: list[tuple[int, int]] = []
+    for m in FILE_EXT_RE.finditer(text):
+        start = m.start()
+        while start > 0 and text[start - 1] in NAME_CHARS:
+            start -= 1
+        if start < m.start():  # a name before the extension, not a lone ".py"
+            spans.append((start, m.end()))
+    if not spans:
+        return text
+    out, pos = [], 0
+    for start, end in spans:
+        out.append(text[pos:start])
+        out.append(" ")
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def file_names(
     prose: str, segments: Iterable[tuple[str, str]], scan: str
 ) -> tuple[set[str], set[str]]:
@@ -198,7 +218,6 @@ def named_target(tokens: list[str], lower: list[str]) -> str | None:
         if tokens[i + 1] in WEAK_NAMES:
             return WEAK_NAMES[tokens[i + 1]]
     return None
-
 
 
 def prose_languages(tokens: list[str], lower: list[str]) -> set[str]:

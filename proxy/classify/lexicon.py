@@ -81,8 +81,6 @@ FILE_EXT_RE = re.compile(
 )
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./")
 SPECIAL_FILES = ("Dockerfile", "Makefile", "CMakeLists.txt", "Cargo.toml", "go.mod")
-#: A whole file name or path token (`src/lock.go`, `Profile.tsx`), to keep out of the words.
-FILE_TOKEN_RE = re.compile(r"[\w./\\-]*\w" + FILE_EXT_RE.pattern, re.IGNORECASE)
 HEADER_NEEDLES = (
     "diff --git a/", "+++ b/", "file: ", "File: ", "FILE: ", "filename: ", "Filename: ",
     "path: ", "Path: ",
@@ -501,19 +499,23 @@ SUBSTRINGS: dict[str, tuple[tuple[int, tuple[str, ...]], ...]] = {
 }  # fmt: skip
 
 # Patterns that are not words: big-O, bounds like n ≤ 10^5, sizes, "TLA+".
-SYMBOLIC: tuple[tuple[str, str, int, re.Pattern[str]], ...] = (
+#: (probe or probes, table, weight, pattern): the pattern runs only where a probe is found.
+SYMBOLIC: tuple[tuple[str | tuple[str, ...], str, int, re.Pattern[str]], ...] = (
     ("O(", "algorithm", 2, re.compile(r"O\([^)]{1,20}\)")),
     ("10^", "algorithm", 2, re.compile(r"10\^\d")),
     ("≤", "algorithm", 2, re.compile(r"≤")),
     ("<=", "algorithm", 2, re.compile(r"<=\s*\d{3,}|<=\s*\d+\s*[*·x×]\s*10")),
     ("e5", "algorithm", 1, re.compile(r"\b\de[5-9]\b")),
     # volumes: "50M rows", "10 million records", "200,000 requests"
-    ("", "performance", 2, re.compile(
+    (("rows", "records", "events", "requests", "messages", "documents", "users", "items",
+      "entries", "lines", "files", "keys", "filas", "registros", "lignes", "zeilen"),
+     "performance", 2, re.compile(
         r"\b(?:\d+(?:[.,]\d+)?\s?(?:[kKmMbB]|million|billion|thousand|mio|millones|millions)"
         r"|\d{5,}|\d{1,3}(?:,\d{3}){2,})\s+(?:rows|records|events|requests|messages|documents"
         r"|users|items|entries|lines|files|keys|filas|registros|lignes|zeilen)\b")),
     # a count of things to change: "all 40 components", "every 12 services"
-    ("", "design", 1, re.compile(r"\b(?:all|every|each of the)\s+\d{2,}\s+\w+")),
+    (("all ", "every ", "each of the"), "design", 1,
+     re.compile(r"\b(?:all|every|each of the)\s+\d{2,}\s+\w+")),
     # durations that hurt: "takes 3 hours"
     ("hour", "performance", 1, re.compile(r"\b(?:takes?|took|taking)\s+\S+\s+hours?\b")),
 )  # fmt: skip

@@ -40,6 +40,7 @@ from .languages import (
     segment_languages,
     settle_code_languages,
     shebang_languages,
+    without_file_names,
 )
 from .lexicon import (
     BULLETS,
@@ -47,7 +48,6 @@ from .lexicon import (
     CHAT_TEMPLATE_RE,
     CJK_TRANSLATE,
     DEFAULT_PRIMARY_LANGUAGES,
-    FILE_TOKEN_RE,
     HOLE_PROBES,
     HOLE_RE,
     IMPERATIVE_RE,
@@ -325,7 +325,7 @@ def _ask_text(r: _Reading) -> _AskText:
         prose = earlier.prose + "\n" + prose
         split.code_segments.extend(earlier.code_segments)
     # file names are not words of the ask: `lock.go` is no lock, `Profile.tsx` no profiling
-    words = FILE_TOKEN_RE.sub(" ", prose) if "." in prose else prose
+    words = without_file_names(prose) if "." in prose else prose
     tokens = word_tokens(words)
     lower = " ".join(tokens).lower().split(" ") if tokens else []
     return _AskText(last, split, prose, tokens, lower)
@@ -366,8 +366,7 @@ def _language_signals(r: _Reading) -> dict[str, Any]:
         "non_primary_languages": frozenset(languages - r.primary),
         # port/convert/rewrite between two languages, or into a named one from code that
         # is not already in it
-        "translation_intent": translate
-        and (len(languages) >= 2 or _ports_into(text, code)),
+        "translation_intent": translate and (len(languages) >= 2 or _ports_into(text, code)),
     }
 
 
@@ -479,14 +478,14 @@ def _vocab_scores(lower: list[str], prose: str) -> tuple[dict[str, int], dict[st
     for term, count in hits.items():
         scores[term.table] += term.weight
         counts[term.table] += count
-    if not prose.isascii():
+    if not prose.isascii() and max(prose) >= "\u2e80":  # CJK scripts start at U+2E80
         for table, groups in SUBSTRINGS.items():
             for weight, terms in groups:
                 found = sum(1 for term in terms if term in prose)
                 scores[table] += weight * found  # distinct terms, as for words
                 counts[table] += found
     for probe, table, weight, pattern in SYMBOLIC:
-        if probe in prose:
+        if probe in prose if isinstance(probe, str) else any(p in prose for p in probe):
             found = len(pattern.findall(prose))
             if found:
                 scores[table] += weight
@@ -591,7 +590,7 @@ _MISSING = object()
 class LazySignals:
     """Signals computed on first use, group by group."""
 
-    __slots__ = ("_reading",)
+    __slots__ = ("_reading", "get")
 
     def __init__(
         self,
@@ -605,10 +604,9 @@ class LazySignals:
         self._reading = _Reading(
             kind, body if isinstance(body, Mapping) else {}, primary, prompt_fim, envelope
         )
-
-    def get(self, name: str) -> Any:
-        """One signal's value (computing its group on first use)."""
-        return self._reading.get(name)
+        #: one signal's value, computing its group on first use (bound once: rules call
+        #: it for every leaf)
+        self.get: Callable[[str], Any] = self._reading.get
 
     @property
     def envelope(self) -> Envelope:
