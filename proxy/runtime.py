@@ -19,7 +19,7 @@ import orjson
 from . import fim
 from .backends import HealthResult
 from .breaker import CircuitBreaker
-from .classify import Classification, Classifier, LazySignals
+from .classify import Classification, Classifier, LazySignals, is_continuation
 from .config import Backend, Breaker, RouterConfig, Timeouts
 from .errors import InvalidRequest, ModelNotFound, Unavailable, UpstreamBusy
 from .limits import Limiter
@@ -292,7 +292,8 @@ def _stick(
     if key is None:
         return found.cls, found.rule, found.reason
     prior = memory.recall(key, touch=learn)
-    changed = not found.envelope.tool_turn and found.rule != "default"
+    # a new human ask changes the task's class; a tool turn or a "go on" reply does not
+    changed = not found.envelope.tool_turn and not is_continuation(found.envelope.ask)
     if prior is None or (prior.cls != found.cls and changed):
         if learn:
             memory.remember(key, found.cls, found.rule)

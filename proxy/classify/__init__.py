@@ -37,7 +37,7 @@ request's :class:`proxy.fim.PromptFim`, so FIM markers are detected once per req
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from proxy.fim import PromptFim
@@ -55,6 +55,7 @@ from .rules import (
     compile_condition,
 )
 from .signals import SIGNAL_KINDS, LazySignals, Signals, extract_signals, jsonable
+from .text import is_continuation
 
 __all__ = [
     "ANCILLARY_LANGUAGES",
@@ -74,6 +75,7 @@ __all__ = [
     "Signals",
     "compile_condition",
     "extract_signals",
+    "is_continuation",
     "read_envelope",
 ]
 
@@ -153,6 +155,30 @@ class Classifier:
         anything else is ``other``). ``prompt_fim`` is the request's FIM reading when the
         caller made one (see :class:`proxy.fim.PromptFim`). Never raises."""
         lazy = LazySignals(endpoint, body, self._primary, prompt_fim)
+        found = self._decide(lazy)
+        if found.rule != "default" or endpoint != "chat":
+            return found
+        env = lazy.envelope
+        if not env.context or not is_continuation(env.ask):
+            return found
+        # "ok, go ahead", "continue", "start with step 1": the step goes on with the task
+        # the user asked for before, so it is read as that ask
+        for earlier in reversed(env.context):
+            if is_continuation(earlier):
+                continue
+            task = LazySignals(
+                endpoint, body, self._primary, prompt_fim, replace(env, ask=earlier, attached="")
+            )
+            before = self._decide(task)
+            if before.rule == "default":
+                break
+            shown = " ".join(earlier.split())[:80]
+            reason = f"continues the earlier ask {shown!r}: {before.reason}"
+            return Classification(before.cls, "continuation", reason, before.signals, lazy)
+        return found
+
+    def _decide(self, lazy: LazySignals) -> Classification:
+        """The first rule that holds, in evaluation order; the default class if none does."""
         for rule in self._rules:
             try:
                 ok = rule.pred(lazy)

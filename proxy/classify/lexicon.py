@@ -99,11 +99,13 @@ STRONG_NAMES: dict[str, str] = _table(
     "webassembly:wasm purescript smalltalk vba:vb delphi:pascal abap mojo gleam idris "
     "agda dafny tla+:tla coq glsl hlsl:glsl django:python flask:python fastapi:python "
     "numpy:python pandas:python pytorch:python laravel:php jquery:javascript pyo3:rust "
-    "tokio:rust asyncio:python"
+    "tokio:rust asyncio:python ggplot2:r dplyr:r tidyverse:r tidyr:r nextjs:javascript "
+    "vuejs:javascript"
 )
 #: Names above that are frameworks or libraries, not languages.
 FRAMEWORK_NAMES = frozenset(
-    "django flask fastapi numpy pandas pytorch laravel jquery pyo3 tokio asyncio".split()
+    "django flask fastapi numpy pandas pytorch laravel jquery pyo3 tokio asyncio ggplot2 "
+    "dplyr tidyverse tidyr nextjs vuejs".split()
 )
 NAME_PHRASES: dict[tuple[str, ...], str] = {
     ("shell", "script"): "shell", ("visual", "basic"): "vb", ("common", "lisp"): "lisp",
@@ -114,7 +116,8 @@ NAME_PHRASES: dict[tuple[str, ...], str] = {
 WEAK_NAMES: dict[str, str] = _table(
     "Go:go C:c R:r Swift:swift Dart:dart Julia:julia Elm:elm Crystal:crystal Nim:nim "
     "Ada:ada Scheme:scheme Pascal:pascal Ruby:ruby Lean:lean Nix:nix Apex:apex Tcl:tcl "
-    "AWK:awk Awk:awk Wasm:wasm Assembly:assembly assembly:assembly"
+    "AWK:awk Awk:awk Wasm:wasm Assembly:assembly assembly:assembly React:javascript "
+    "Angular:typescript Svelte:javascript"
 )
 WEAK_BEFORE = frozenset(
     "in to into from using use with via and or nor for pure plain idiomatic modern native "
@@ -369,7 +372,9 @@ VOCAB: dict[str, tuple[tuple[int, str], ...]] = {
          "whole-frontend whole-backend entire-frontend entire-backend all-components "
          "every-component every-file all-files every-endpoint all-endpoints every-service "
          "all-services through-the-codebase throughout-the-codebase across-the-code* "
-         "zero-downtime storage-engine* buffer-pool write-ahead-log "
+         "zero-downtime storage-engine* buffer-pool write-ahead-log circuit-breaker* "
+         "resilience-layer resilience retry-polic* collaborative-edit* real-time-collab* "
+         "multi-tenan* tenant-scoped tenant-isolation "
          # the same ideas in other languages (tokenised scripts; CJK is in SUBSTRINGS)
          "arquitectura arquitetura architettura architektur* architektura архитектур* "
          "rediseñ* redesenh* riprogett* refonte neugestalt* перепроектир* переработ* "
@@ -387,7 +392,8 @@ VOCAB: dict[str, tuple[tuple[int, str], ...]] = {
          "migration migrations diseñ* concevoir conception entwurf entwer* проектир* "
          "progett* refactoriz* refactoris* refaktor* рефактор* refatora* migraci* "
          "migrazion* миграц* migrac* plan-and-implement migrate everywhere plan planning "
-         "structure how-should-we"),
+         "structure how-should-we collaborative offline-edit* offline-sync backoff jitter* "
+         "tenant tenants autoscal* replica replicas only-while"),
     ),
     "debug": (
         (2,
@@ -404,7 +410,9 @@ VOCAB: dict[str, tuple[tuple[int, str], ...]] = {
          "file-descriptor* emfile fuga-de-memoria fuite-de-mémoire fuites-de-mémoire "
          "speicherleck* утечк* perdita-di-memoria wyciek* vazamento-de-memória "
          "condición-de-carrera condição-de-corrida wettlaufsituation гонк* "
-         "interbloqueo interblocage взаимоблокир* zakleszczen* fuit fuite"),
+         "interbloqueo interblocage взаимоблокир* zakleszczen* fuit fuite race-between "
+         "never-locally only-on-ci fails-intermittently oomkill* oom-kill* crashloop* "
+         "crash-loop*"),
         (1,
          "crash* hang hangs hanging freez* leak* panic* stack-trace stacktrace traceback "
          "stack-overflow profiling profiler profiled regression debug* investigat* diagnos* "
@@ -419,11 +427,13 @@ VOCAB: dict[str, tuple[tuple[int, str], ...]] = {
          "mpmc spsc mpsc concurren* multi-thread* multithread* parallelism goroutine* "
          "channels linearizab* happens-before rwlock spinlock* green-threads event-loop "
          "data-parallel lock-contention lock-ordering nebenläufig* многопоточ* "
-         "wielowątk* multihilo семафор* мьютекс*"),
+         "wielowątk* multihilo семафор* мьютекс* memory-order* single-producer* "
+         "single-consumer* multi-producer* ring-buffer* latch-crabbing all-cores multi-core "
+         "multicore"),
         (1,
          "thread threads async asynchronous* lock locks synchroni* worker workers tokio "
          "parallel parallelize* parallelise* "
-         "asyncio futures coroutine*"),
+         "asyncio futures coroutine* single-threaded"),
     ),
     "performance": (
         (2,
@@ -435,11 +445,13 @@ VOCAB: dict[str, tuple[tuple[int, str], ...]] = {
          "faster-than 5x 10x 100x requests-per-second rps qps per-second tail-latency "
          "latencia latence latenz латентност* задержк* latenza opóźnieni* rendimiento "
          "débit durchsatz пропускн* производительност* desempenho wydajnoś* "
-         "cuello-de-botella goulot* engpass профилир* perfilar оптимиз* zoptymaliz*"),
+         "cuello-de-botella goulot* engpass* engpäss* профилир* perfilar profilier* "
+         "оптимиз* zoptymaliz* cpu-bound io-bound memory-bound"),
         (1,
          "performance optimi* faster speed-up speedup efficien* memory-usage scales "
          "cach* ms µs ns incremental* streaming into-memory in-memory out-of-core "
-         "batching batch-insert* bulk-insert* hours"),
+         "batching batch-insert* bulk-insert* hours stunden horas heures часов otimiz* "
+         "optimis*"),
     ),
     "proof": (
         (2,
@@ -454,6 +466,7 @@ VOCAB: dict[str, tuple[tuple[int, str], ...]] = {
          "approximation-algorithm* segment-tree* fenwick suffix-array* suffix-tree* "
          "suffix-automaton max-flow maximum-flow min-cut minimum-cut bipartite knapsack "
          "topological-sort* minimum-spanning union-find interval-tree* b-tree* b+-tree* "
+         "b+tree* btree* "
          "skip-list* bloom-filter* convex-hull branch-and-bound backtracking memoiz* "
          "amortized time-limit memory-limit sublinear streaming-algorithm* "
          "consistent-hashing rope persistent-data-structure* succinct lru red-black avl "
@@ -463,7 +476,8 @@ VOCAB: dict[str, tuple[tuple[int, str], ...]] = {
          "number-of-ways modulo fibonacci-heap trie* heap-based"),
         (1,
          "algorithm* graph graphs heuristic* optimal* complexity worst-case heap "
-         "priority-queue constraint constraints range-scan* on-disk"),
+         "priority-queue constraint constraints range-scan* on-disk algoritm* алгоритм* "
+         "optimality otimalidade optimalidad"),
     ),
 }  # fmt: skip
 
@@ -474,26 +488,34 @@ SUBSTRINGS: dict[str, tuple[tuple[int, tuple[str, ...]], ...]] = {
         (2, ("架构", "架構", "アーキテクチャ", "再設計", "設計し直", "重新设计", "重构", "重構",
              "リファクタ", "分布式", "分散シス", "分散型", "微服务", "マイクロサービス", "一致性",
              "整合性", "限流", "レート制限", "可扩展", "スケーラ", "아키텍처", "분산", "재설계",
-             "마이크로서비스", "리팩터", "认证", "認証", "인증", "授权", "認可")),
-        (1, ("设计", "設計", "설계", "迁移", "移行", "마이그레이션")),
+             "마이크로서비스", "리팩터", "认证", "認証", "인증", "授权", "認可",
+             "आर्किटेक्चर", "वितरित", "स्केलेबल", "माइक्रोसर्विस", "موزع", "موزّع", "الاتساق",
+             "معمارية", "بنية النظام", "الخدمات المصغرة", "قابلية التوسع")),
+        (1, ("设计", "設計", "설계", "迁移", "移行", "마이그레이션", "डिज़ाइन", "डिजाइन", "صمم",
+             "صمّم", "تصميم")),
     ),
     "debug": (
         (2, ("内存泄漏", "内存泄露", "メモリリーク", "메모리 누수", "死锁", "デッドロック",
-             "데드락", "竞态", "競合状態", "경쟁 상태", "段错误", "间歇", "断続的")),
+             "데드락", "竞态", "競合状態", "경쟁 상태", "段错误", "间歇", "断続的",
+             "रेस कंडीशन", "डेडलॉक", "मेमोरी लीक", "मूल कारण", "حالة سباق", "تسرب الذاكرة",
+             "السبب الجذري", "الجمود")),
         (1, ("调试", "デバッグ", "디버그", "崩溃", "クラッシュ", "크래시", "卡死", "フリーズ")),
     ),
     "concurrency": (
         (2, ("并发", "並行", "並列", "병렬", "동시성", "多线程", "マルチスレッド", "멀티스레드",
-             "互斥", "ミューテックス", "뮤텍스")),
+             "互斥", "ミューテックス", "뮤텍스", "समवर्ती", "मल्टीथ्रेड", "متزامن",
+             "تعدد الخيوط")),
     ),
     "performance": (
         (2, ("p99", "p95", "10倍", "延迟", "レイテンシ", "지연", "吞吐", "スループット",
              "처리량", "性能", "パフォーマンス", "성능", "瓶颈", "ボトルネック", "병목",
-             "プロファイル", "프로파일")),
+             "プロファイル", "프로파일", "प्रदर्शन", "लेटेंसी", "थ्रूपुट", "الأداء",
+             "زمن الاستجابة", "الإنتاجية")),
     ),
     "algorithm": (
         (2, ("动态规划", "動的計画法", "동적 계획법")),
-        (1, ("复杂度", "計算量", "복잡도", "算法", "アルゴリズム", "알고리즘")),
+        (1, ("复杂度", "計算量", "복잡도", "算法", "アルゴリズム", "알고리즘", "एल्गोरिदम",
+             "خوارزمية")),
     ),
     "proof": ((2, ("证明", "証明", "증명")),),
 }  # fmt: skip
@@ -508,14 +530,31 @@ SYMBOLIC: tuple[tuple[str | tuple[str, ...], str, int, re.Pattern[str]], ...] = 
     ("e5", "algorithm", 1, re.compile(r"\b\de[5-9]\b")),
     # volumes: "50M rows", "10 million records", "200,000 requests"
     (("rows", "records", "events", "requests", "messages", "documents", "users", "items",
-      "entries", "lines", "files", "keys", "filas", "registros", "lignes", "zeilen"),
+      "entries", "lines", "files", "keys", "images", "jobs", "nodes", "filas", "registros",
+      "lignes", "Zeilen", "zeilen", "linhas", "nós", "строк"),
      "performance", 2, re.compile(
-        r"\b(?:\d+(?:[.,]\d+)?\s?(?:[kKmMbB]|million|billion|thousand|mio|millones|millions)"
+        r"\b(?:\d+(?:[.,]\d+)?\s?(?:[kKmMbB]|million|billion|thousand|mio|millones|millions"
+        r"|millionen|milhões|milhão|миллион\w*)"
         r"|\d{5,}|\d{1,3}(?:,\d{3}){2,})\s+(?:rows|records|events|requests|messages|documents"
-        r"|users|items|entries|lines|files|keys|filas|registros|lignes|zeilen)\b")),
+        r"|users|items|entries|lines|files|keys|images|jobs|nodes|filas|registros|lignes"
+        r"|zeilen|linhas|nós|строк)\b")),
     # a count of things to change: "all 40 components", "every 12 services"
     (("all ", "every ", "each of the"), "design", 1,
      re.compile(r"\b(?:all|every|each of the)\s+\d{2,}\s+\w+")),
+    # many things to change: "about 40 files", "in 25 services"
+    (("files", "modules", "services", "components", "endpoints", "handlers", "models",
+      "repositories", "tables", "clients", "call sites", "packages"), "design", 2,
+     re.compile(r"\b(?:about|around|roughly|over|some|all|in|across)\s+~?\d{2,}\s+(?:\w+\s+)?"
+                r"(?:files|modules|services|components|endpoints|handlers|models|repositories"
+                r"|tables|clients|call sites|packages)\b")),
+    # a failure rate: "fails 1 run in 50", "1 in 20 times"
+    ((" in ",), "debug", 2,
+     re.compile(r"\b1\s+(?:run\s+|time\s+|build\s+)?(?:in|out of)\s+\d{2,}\b")),
+    # a memory bound: "under 2 GB", "within 512 MiB"
+    (("GB", "MB", "GiB", "MiB"), "performance", 2,
+     re.compile(
+         r"\b(?:under|below|within|at most|less than)\s+\d+(?:\.\d+)?\s?(?:GB|MB|GiB|MiB)\b"
+     )),
     # durations that hurt: "takes 3 hours"
     ("hour", "performance", 1, re.compile(r"\b(?:takes?|took|taking)\s+\S+\s+hours?\b")),
 )  # fmt: skip

@@ -319,7 +319,7 @@ def _ask_text(r: _Reading) -> _AskText:
         last = TEMPLATE_TOKEN_RE.sub(" ", last)
     split = split_prose_code(last)
     prose = split.prose
-    if len(prose) < 40 and env.context and r.fim is None:
+    if len(prose) < 40 and split.code_chars >= 40 and env.context and r.fim is None:
         # The ask is (almost) only code: the instruction is in the turn before it.
         earlier = split_prose_code(window(env.context[-1], _HEAD // 2, _TAIL // 2))
         prose = earlier.prose + "\n" + prose
@@ -478,7 +478,9 @@ def _vocab_scores(lower: list[str], prose: str) -> tuple[dict[str, int], dict[st
     for term, count in hits.items():
         scores[term.table] += term.weight
         counts[term.table] += count
-    if not prose.isascii() and max(prose) >= "\u2e80":  # CJK scripts start at U+2E80
+    # scripts written without spaces between words, or whose words the stems don't cover:
+    # Hebrew/Arabic/Devanagari (U+0590 on) and CJK
+    if not prose.isascii() and max(prose) >= "\u0590":
         for table, groups in SUBSTRINGS.items():
             for weight, terms in groups:
                 found = sum(1 for term in terms if term in prose)

@@ -142,3 +142,32 @@ def ends_in_code(text: str) -> bool:
     if line.rstrip().endswith((":", "{", "(", "[", "=", ",", "=>", "->")):
         return True
     return is_code_line(line) or bool(COMMENT_LINE_RE.match(line))
+
+
+# Words that carry an agent task on ("ok, go ahead", "continue", "start with step 1"),
+# in the main languages users write to coding agents.
+_CONTINUE_WORDS = frozenset(
+    "continue go ahead proceed yes yep yeah ok okay sure do start keep carry resume next "
+    "lgtm approve approved fine good great perfect thanks retry again finish "
+    "continúa continua sigue adelante dale vas-y continuez weiter mach los да давай "
+    "продолжай продолжи evet devam tak dalej sim segue avanti vai 继续 続けて 계속".split()
+)
+# Words that say nothing of their own in such a reply.
+_FILLER_WORDS = frozenset(
+    "the a an to with and it this that these those now then please just on of in for me "
+    "you we i it's let's lets step steps plan mode act switch first second one two three "
+    "same as so all rest remaining work task same way".split()
+)
+
+
+def is_continuation(ask: str) -> bool:
+    """A short reply that carries the task on rather than asking something new: at most
+    12 words, one of them a go-on word, at most two others of substance."""
+    words = [w.strip("!?.,:;\"'`()") for w in ask.lower().split()]
+    words = [w for w in words if w and not w.isdigit()]
+    if not words or len(words) > 12:
+        return False
+    if not any(w in _CONTINUE_WORDS for w in words):
+        return False
+    content = [w for w in words if w not in _CONTINUE_WORDS and w not in _FILLER_WORDS]
+    return len(content) <= 2

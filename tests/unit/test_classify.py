@@ -384,3 +384,48 @@ def test_code_languages_settle_and_come_from_every_source() -> None:
     )
     files, _ = file_names(diff, [], diff)
     assert files == {"x.py", "y.go"}
+
+
+# --- agent steps and follow-ups ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ask", "expected"),
+    [
+        ("continue", True),
+        ("ok, go ahead", True),
+        ("ok, switch to act mode and start with step 1", True),
+        ("Sí, continúa", True),
+        ("继续", True),
+        ("also rename tmp to buffer in that function", False),
+        ("ok now add a dark mode toggle to the settings page", False),
+        ("Why does this deadlock?", False),
+        ("", False),
+    ],
+)
+def test_is_continuation(ask: str, expected: bool) -> None:
+    from proxy.classify import is_continuation
+
+    assert is_continuation(ask) is expected
+
+
+def _turns(*asks: str) -> dict[str, Any]:
+    messages: list[dict[str, Any]] = [{"role": "system", "content": "You are a coding agent."}]
+    for i, ask in enumerate(asks):
+        if i:
+            messages.append({"role": "assistant", "content": "Here is my plan: step 1, step 2."})
+        messages.append({"role": "user", "content": ask})
+    return {"model": "auto", "messages": messages}
+
+
+def test_a_go_on_reply_takes_the_class_of_the_task() -> None:
+    task = "Redesign the session store as a distributed cache with consistent hashing."
+    result = Classifier().classify(CHAT, _turns(task, "ok, go ahead"))
+    assert (result.cls, result.rule) == ("complex", "continuation")
+    assert "continues the earlier ask" in result.reason
+
+
+def test_a_new_small_ask_after_a_hard_turn_is_read_on_its_own() -> None:
+    task = "Redesign the session store as a distributed cache with consistent hashing."
+    result = Classifier().classify(CHAT, _turns(task, "also rename tmp to buffer in that function"))
+    assert result.cls == "instruction"
