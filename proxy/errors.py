@@ -4,12 +4,15 @@
     ├── RequestError                  the client's request is wrong (4xx)
     │   ├── InvalidRequest            400 bad JSON, missing or mistyped field
     │   ├── Unauthorized              401 missing or wrong API key
+    │   ├── ForbiddenOrigin           403 a cross-origin browser request (`server.cors_origins`)
     │   ├── ModelNotFound             404 unknown model name
     │   ├── EndpointNotFound          404 no such path
     │   ├── MethodNotAllowed          405
     │   ├── VersionMismatch           409 pinned model version drifted
     │   ├── InvalidConfig             400 `/admin/reload` of an invalid config
     │   ├── PayloadTooLarge           413 body over `server.max_body_bytes`
+    │   ├── UnsupportedMediaType      415 a POST body that is not `application/json`
+    │   ├── MisdirectedHost           421 `Host` not this proxy (`server.allowed_hosts`)
     │   └── HeadersTooLarge           431 headers over `server.max_header_bytes`
     ├── Unavailable                   503 no eligible variant
     └── UpstreamError                 the model server failed us (5xx)
@@ -66,10 +69,12 @@ __all__ = [
     "ConfigError",
     "ConfigIssue",
     "EndpointNotFound",
+    "ForbiddenOrigin",
     "HeadersTooLarge",
     "InvalidConfig",
     "InvalidRequest",
     "MethodNotAllowed",
+    "MisdirectedHost",
     "ModelNotFound",
     "PayloadTooLarge",
     "ProxyError",
@@ -77,6 +82,7 @@ __all__ = [
     "SuiteError",
     "Unauthorized",
     "Unavailable",
+    "UnsupportedMediaType",
     "UpstreamBusy",
     "UpstreamError",
     "UpstreamProtocolError",
@@ -139,6 +145,24 @@ class InvalidRequest(RequestError):
 class Unauthorized(RequestError):
     type = "authentication_error"
     code = "invalid_api_key"
+
+
+class ForbiddenOrigin(RequestError):
+    """A web page's request (cross-origin `Origin` or `Sec-Fetch-Site`): browser defence."""
+
+    code = "forbidden_origin"
+
+
+class UnsupportedMediaType(RequestError):
+    """A POST body not sent as JSON: the types a page can send without a preflight."""
+
+    code = "unsupported_media_type"
+
+
+class MisdirectedHost(RequestError):
+    """A `Host` header that doesn't name this proxy: DNS-rebinding defence."""
+
+    code = "misdirected_host"
 
 
 class ModelNotFound(RequestError):
@@ -216,6 +240,8 @@ def status_of(exc: ProxyError) -> int:
     match exc:
         case Unauthorized():
             return 401
+        case ForbiddenOrigin():
+            return 403
         case ModelNotFound() | EndpointNotFound():
             return 404
         case MethodNotAllowed():
@@ -224,6 +250,10 @@ def status_of(exc: ProxyError) -> int:
             return 409
         case PayloadTooLarge():
             return 413
+        case UnsupportedMediaType():
+            return 415
+        case MisdirectedHost():
+            return 421
         case HeadersTooLarge():
             return 431
         case RequestError():
