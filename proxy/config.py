@@ -28,6 +28,7 @@ from pydantic import (
 
 from .classify import CLASSES, ClassifierConfig
 from .errors import ConfigError, ConfigIssue
+from .origin import normalize_origin
 
 __all__ = [
     "CLASSES",
@@ -262,6 +263,8 @@ class Auth(_Strict):
     api_keys_file: str | None = None
     protect_admin: bool = True
     protect_metrics: bool = False
+    #: a reload may go from some keys to none (off: such a reload is refused)
+    allow_disable_on_reload: bool = False
 
 
 class ServerConfig(_Strict):
@@ -278,6 +281,29 @@ class ServerConfig(_Strict):
     state_dir: str = ".variant-proxy"
     breaker: Breaker = Breaker()
     auth: Auth = Auth()
+    #: extra names `Host` may carry besides loopback and the bound address; "*": any (unsafe)
+    allowed_hosts: list[str] = Field(default_factory=list)
+    #: browser origins (`http://host:port`) allowed cross-origin, with CORS headers
+    cors_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if host != "*" and (not host or any(c in host for c in "/@ ") or "*" in host):
+                raise ValueError(f"{host!r} is not a host name or address (or '*')")
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if normalize_origin(origin) is None:
+                raise ValueError(
+                    f"{origin!r} is not an origin: write scheme://host[:port], "
+                    "e.g. http://localhost:3000"
+                )
+        return value
 
 
 class BenchmarkConfig(_Strict):
