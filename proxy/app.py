@@ -6,11 +6,17 @@ go out, and everything else to a Starlette app: the status and admin
 endpoints below (small functions reading `request.app.state.proxy`), 404/405
 and the lifespan, which starts the `Proxy` and the benchmark scheduler.
 Every error leaves as OpenAI-style JSON through `errors.render`.
+
+Before either, every HTTP request passes the browser-origin rules of
+`origin.OriginPolicy` (Host allowlist, no cross-origin pages, JSON bodies,
+opt-in CORS): one walk over the header list, so the hot path stays lean. The
+policy is compiled from the running config and rebuilt when a reload swaps it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -39,12 +45,15 @@ from .errors import (
 )
 from .explain import endpoint_of, explain
 from .metrics import Metrics
+from .origin import PASS, OriginPolicy, Verdict, preflight_headers, response_headers
 from .runtime import ENDPOINTS
 from .service import Proxy
 
 __all__ = ["Proxy", "ProxyApp", "app_from_env", "create_app"]
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+log = logging.getLogger("variant_proxy")
 
 
 def _error(exc: ProxyError, extra: dict[str, Any] | None = None) -> Response:
@@ -166,11 +175,15 @@ class ProxyApp:
     lifespan) is Starlette's.
     """
 
+    #: POST endpoints that read a JSON body besides the OpenAI ones
+    BODY_PATHS = ("/route/explain", "/admin/reload")
+
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
         #: the benchmark scheduler, once the lifespan has started it
         self.bench: BenchScheduler | None = None
         self.fast = {path: OpenAIEndpoint(proxy, name) for name, (path, _) in ENDPOINTS.items()}
+        self._policy = self._policy_for(proxy.runtime.cfg)
         routes = [Route(path, self.fast[path], methods=["POST"]) for path in self.fast]
         routes += [
             Route("/v1/models", models, methods=["GET"]),
@@ -211,13 +224,76 @@ class ProxyApp:
         finally:
             await proxy.stop()
 
+    def _policy_for(self, cfg: RouterConfig) -> tuple[Any, OriginPolicy]:
+        server = cfg.server
+        policy = OriginPolicy(
+            allowed_hosts=server.allowed_hosts,
+            cors_origins=server.cors_origins,
+            listen_host=self.proxy.listen_host,
+            body_paths=[*self.fast, *self.BODY_PATHS],
+        )
+        return server, policy
+
+    def policy(self) -> OriginPolicy:
+        """The browser-origin policy of the running config (rebuilt after a reload)."""
+        server = self.proxy.runtime.cfg.server
+        if self._policy[0] is not server:
+            self._policy = self._policy_for(self.proxy.runtime.cfg)
+        return self._policy[1]
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            endpoint = self.fast.get(scope["path"])
-            if endpoint is not None:
-                await endpoint(scope, receive, send)
+        if scope["type"] == "http":
+            server = scope.get("server")
+            verdict = self.policy().check(
+                scope["method"], scope["path"], scope["headers"], server[0] if server else None
+            )
+            if verdict is not PASS:
+                await self._apply(verdict, scope, receive, send)
                 return
+            if scope["method"] == "POST":
+                endpoint = self.fast.get(scope["path"])
+                if endpoint is not None:
+                    await endpoint(scope, receive, send)
+                    return
         await self.app(scope, receive, send)
+
+    async def _apply(self, verdict: Verdict, scope: Any, receive: Any, send: Any) -> None:
+        """Refuse, answer a preflight, or serve an allowed origin with CORS headers."""
+        origin = verdict.cors_origin
+        if origin is not None:
+            if verdict.preflight:
+                start = {"type": "http.response.start", "status": 204}
+                await send({**start, "headers": preflight_headers(origin)})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            send = _with_headers(send, response_headers(origin))
+        if verdict.error is not None:
+            status, headers, body = render(verdict.error)
+            if verdict.error.code != "unsupported_media_type":
+                log.warning(
+                    "refused a browser request: %s %s: %s",
+                    scope["method"],
+                    scope["path"],
+                    verdict.error.message,
+                )
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        if scope["method"] == "POST" and scope["path"] in self.fast:
+            await self.fast[scope["path"]](scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def _with_headers(send: Any, extra: list[tuple[bytes, bytes]]) -> Any:
+    """`send` with `extra` headers added to the response start (CORS for allowed origins)."""
+
+    async def wrapped(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), *extra]}
+        await send(message)
+
+    return wrapped
 
 
 def create_app(
@@ -226,11 +302,16 @@ def create_app(
     metrics: Metrics | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     upstream_client: str | None = None,
+    listen_host: str | None = None,
+    allow_remote: bool = False,
 ) -> ProxyApp:
     """Build the ASGI app from a config (object or path).
 
     `upstream_client` is `native` (the default: a lean HTTP/1.1 client for plain
     http:// backends) or `httpx`; None reads `VARIANT_PROXY_UPSTREAM_CLIENT`.
+    `listen_host` is the address `serve` binds (None: loopback, as in tests): the
+    `Host` allowlist accepts it, and a reload may not leave it without keys unless
+    `allow_remote` (`--allow-remote`) says something else guards it.
     """
     if isinstance(cfg, RouterConfig):
         source, config = "<config>", cfg
@@ -244,6 +325,8 @@ def create_app(
         metrics=metrics,
         transport=transport,
         upstream_client=upstream_client,
+        listen_host=listen_host,
+        allow_remote=allow_remote,
     )
     return ProxyApp(proxy)
 
@@ -252,4 +335,7 @@ def app_from_env() -> ProxyApp:
     """The app for `serve --workers N`: each worker builds its own from the environment."""
     from .settings import Settings
 
-    return create_app(Settings().config)
+    settings = Settings()
+    return create_app(
+        settings.config, listen_host=settings.host, allow_remote=settings.allow_remote
+    )

@@ -30,6 +30,7 @@ from .dispatch import Dispatcher
 from .errors import BackendStartError, ConfigError, ConfigIssue
 from .httpclient import NativeClient
 from .metrics import Metrics
+from .origin import open_listener_problem
 from .pinning.guard import PinGuard
 from .resources import ResourceSampler
 from .routing import Ranker
@@ -52,8 +53,14 @@ class Proxy:
         metrics: Metrics | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         upstream_client: str = "native",
+        listen_host: str | None = None,
+        allow_remote: bool = False,
     ) -> None:
         self.metrics = metrics or Metrics()
+        #: the address `serve` binds (None: loopback) and whether `--allow-remote` was given:
+        #: a reload may not leave a non-loopback listener without keys (see `_check_keys`)
+        self.listen_host = listen_host
+        self.allow_remote = allow_remote
         self.transport = transport
         #: relay requests with the lean native client (plain http:// backends), or httpx
         self.use_native = upstream_client == "native" and transport is None
@@ -252,6 +259,7 @@ class Proxy:
                 raise ConfigError(source, issues)
             runtime = Runtime(cfg, source, self.ports, previous=self.runtime.backends)
             keys = self._keyring(cfg)
+            self._check_keys(cfg, keys, source)
         except (ConfigError, OSError) as exc:
             self.metrics.reloads.labels("error").inc()
             if isinstance(exc, OSError):
@@ -267,6 +275,36 @@ class Proxy:
         self.metrics.reloads.labels("ok").inc()
         log.info("config reloaded from %s", source)
         return cfg
+
+    def _check_keys(self, cfg: RouterConfig, keys: KeyRing, source: str) -> None:
+        """Refuse a reload that would switch auth off; log any change of the key set.
+
+        The startup rule (`origin.open_listener_problem`) holds on every reload, and
+        going from some keys to none needs `server.auth.allow_disable_on_reload`:
+        a config edit or an emptied key file must not silently open the proxy.
+        """
+        old, new = set(self.keys.keys), set(keys.keys)
+        issue: str | None = None
+        if old and not new and not cfg.server.auth.allow_disable_on_reload:
+            issue = (
+                f"the new config leaves no API keys where {len(old)} were in use; keeping "
+                "them (set server.auth.allow_disable_on_reload: true to switch auth off)"
+            )
+        host = self.listen_host or "127.0.0.1"
+        problem = open_listener_problem(host, keys=bool(new), allow_remote=self.allow_remote)
+        if issue is None and problem is not None:
+            issue = problem.replace("refusing to listen", "refusing a reload that listens")
+        if issue is not None:
+            log.error("config reload refused, keeping the running config: %s", issue)
+            raise ConfigError(source, [ConfigIssue("server.auth", issue)])
+        if old != new:
+            log.warning(
+                "config reload changes the API keys: %d before, %d after (%d added, %d removed)",
+                len(old),
+                len(new),
+                len(new - old),
+                len(old - new),
+            )
 
     async def _watch_config(self) -> None:
         """Reload when the config file changes (polled, debounced)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import math
 import os
@@ -24,6 +23,7 @@ import uvicorn
 
 from ..config import RouterConfig
 from ..errors import ConfigError
+from ..origin import open_listener_problem
 from ..settings import Settings
 from ._common import print_config_error
 
@@ -39,18 +39,18 @@ def cmd_serve(settings: Settings, err: TextIO) -> int:
     # one line per health probe and request is noise; uvicorn's access log already has requests
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.root.level))
     try:
-        app = create_app(settings.config)
+        app = create_app(
+            settings.config, listen_host=settings.host, allow_remote=settings.allow_remote
+        )
     except ConfigError as exc:
         print_config_error(exc, err)
         return 1
     proxy = app.state.proxy
-    if not _is_loopback(settings.host) and not proxy.keys.enabled and not settings.allow_remote:
-        print(
-            f"error: refusing to listen on {settings.host} without API keys: anyone who can "
-            "reach it could use your models. Set server.auth.api_keys_env (or api_keys_file), "
-            "or pass --allow-remote / VARIANT_PROXY_ALLOW_REMOTE=1 if something else guards it.",
-            file=err,
-        )
+    problem = open_listener_problem(
+        settings.host, keys=proxy.keys.enabled, allow_remote=settings.allow_remote
+    )
+    if problem is not None:
+        print(f"error: {problem}", file=err)
         return 1
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "[::]") else settings.host
     base = f"http://{shown}:{settings.port}"
@@ -128,6 +128,9 @@ def _serve_workers(settings: Settings, cfg: RouterConfig, base: str, err: TextIO
     metrics_dir.mkdir(parents=True, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
     os.environ["VARIANT_PROXY_CONFIG"] = str(settings.config)
+    # each worker's reload check needs the bound address and --allow-remote too
+    os.environ["VARIANT_PROXY_HOST"] = settings.host
+    os.environ["VARIANT_PROXY_ALLOW_REMOTE"] = "1" if settings.allow_remote else "0"
     print(_banner(base, cfg) + f"\n  workers: {settings.workers}", file=err, flush=True)
     uvicorn.run(
         "proxy.app:app_from_env",
@@ -163,12 +166,3 @@ def _banner(base: str, cfg: RouterConfig) -> str:
             f"-d '{body}'",
         ]
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False

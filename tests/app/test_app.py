@@ -176,7 +176,9 @@ def test_completions_fim_is_rerendered_for_the_variant(
 def test_client_errors_are_openai_shaped(
     client: TestClient, body: bytes, status: int, code: str, param: str | None
 ) -> None:
-    r = client.post("/v1/chat/completions", content=body)
+    r = client.post(
+        "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+    )
     assert r.status_code == status
     error = r.json()["error"]
     assert set(error) >= {"message", "type", "code", "param"}

@@ -74,7 +74,10 @@ def fuzz_app() -> Iterator[tuple[TestClient, Recorder]]:
     cfg["backends"]["dead"]["url"] = DEAD
     with respx.mock(assert_all_called=False) as mock:
         mock.route().mock(side_effect=recorder)
-        with TestClient(create_app(parse_config(cfg), metrics=Metrics())) as client:
+        # JSON bodies are sent as JSON, as every real client does (else 415)
+        json_type = {"content-type": "application/json"}
+        app = create_app(parse_config(cfg), metrics=Metrics())
+        with TestClient(app, headers=json_type) as client:
             yield client, recorder
 
 
