@@ -101,6 +101,28 @@ def segment_languages(segments: Iterable[tuple[str, str]]) -> set[str]:
     return langs
 
 
+def attached_languages(text: str) -> set[str]:
+    """Languages of what the user attached: fence info strings (```zig src/x.zig), and file
+    names on lines of their own (aider's ``lib/cart.ex`` before a fence). Only fence openers
+    and short lines are read, so the cost is the window's line count, not its code."""
+    langs: set[str] = set()
+    for line in text.splitlines():
+        head = line.lstrip()
+        if head.startswith(("```", "~~~")):
+            info = head.strip("`~ \t")
+            lang = fence_language(info)
+            if lang is not None:
+                langs.add(lang)
+                continue
+        elif len(head) > 120 or " " in head.strip():
+            continue
+        for m in FILE_EXT_RE.finditer(head):
+            ext = m.group(1).lower()
+            if ext in CODE_EXTENSIONS:
+                langs.add(ALIASES.get(ext) or ext)
+    return langs
+
+
 def shebang_languages(scan: str) -> set[str]:
     """Languages named by ``#!`` lines (an unknown interpreter counts as shell)."""
     if "#!" not in scan:

@@ -412,6 +412,7 @@ VOCAB: dict[str, tuple[tuple[int, str], ...]] = {
          "condición-de-carrera condição-de-corrida wettlaufsituation гонк* "
          "interbloqueo interblocage взаимоблокир* zakleszczen* fuit fuite race-between "
          "never-locally only-on-ci fails-intermittently oomkill* oom-kill* crashloop* "
+         "leak-memory leaks-memory "
          "crash-loop*"),
         (1,
          "crash* hang hangs hanging freez* leak* panic* stack-trace stacktrace traceback "
@@ -538,6 +539,11 @@ SYMBOLIC: tuple[tuple[str | tuple[str, ...], str, int, re.Pattern[str]], ...] = 
         r"|\d{5,}|\d{1,3}(?:,\d{3}){2,})\s+(?:rows|records|events|requests|messages|documents"
         r"|users|items|entries|lines|files|keys|images|jobs|nodes|filas|registros|lignes"
         r"|zeilen|linhas|nós|строк)\b")),
+    # a rate: "1M rides a day", "5k requests per second"
+    (("a day", "per day", "a second", "per second", "/s", "an hour", "per hour", "a minute",
+      "per minute"), "performance", 2,
+     re.compile(r"\b\d+(?:[.,]\d+)?\s?(?:[kKmMbB]|million|billion|thousand)?\s+\w+\s+"
+                r"(?:a|per|each)\s+(?:day|second|hour|minute)\b|\b\d+[kKmM]?\s?\w*/s\b")),
     # a count of things to change: "all 40 components", "every 12 services"
     (("all ", "every ", "each of the"), "design", 1,
      re.compile(r"\b(?:all|every|each of the)\s+\d{2,}\s+\w+")),

@@ -32,6 +32,7 @@ from proxy import fim
 
 from .envelope import Envelope, read_envelope
 from .languages import (
+    attached_languages,
     core_languages,
     file_names,
     human_language,
@@ -355,14 +356,21 @@ def _language_signals(r: _Reading) -> dict[str, Any]:
     translate = r.get("translation_words")
     segments = text.split.code_segments
     files, file_langs = file_names(text.prose, segments, scan)
-    code = settle_code_languages(segment_languages(segments) | file_langs | shebang_languages(scan))
-    languages = frozenset(code | prose_languages(text.tokens, text.lower))
+    own = settle_code_languages(segment_languages(segments) | file_langs | shebang_languages(scan))
+    asked = frozenset(own | prose_languages(text.tokens, text.lower))
+    # The language of attached code is the language of the task ("add a test for the
+    # tokenizer" with tokenizer.zig attached); files attached in several languages are
+    # context, though, not a several-language task: those count only the ask's own.
+    attached = r.envelope().attached
+    window_ = window(attached, _FILE_WINDOW * 2 // 3, _FILE_WINDOW // 3)
+    code = settle_code_languages({*own, *attached_languages(window_)}) if attached else own
+    languages = frozenset(asked | code)
     return {
         "n_files": len(files),
         "languages": languages,
         "code_languages": code,
         "n_languages": len(languages),
-        "n_core_languages": len(core_languages(languages, code, translate)),
+        "n_core_languages": len(core_languages(asked, own, translate)),
         "non_primary_languages": frozenset(languages - r.primary),
         # port/convert/rewrite between two languages, or into a named one from code that
         # is not already in it

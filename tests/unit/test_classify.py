@@ -429,3 +429,38 @@ def test_a_new_small_ask_after_a_hard_turn_is_read_on_its_own() -> None:
     task = "Redesign the session store as a distributed cache with consistent hashing."
     result = Classifier().classify(CHAT, _turns(task, "also rename tmp to buffer in that function"))
     assert result.cls == "instruction"
+
+
+def test_the_language_of_attached_code_is_the_task_language() -> None:
+    body = {
+        "model": "auto",
+        "messages": [
+            {
+                "role": "user",
+                "content": "add a test for the tokenizer\n\n<context>\nThe following items were "
+                "attached by the user. They are up-to-date and don't need to be re-read.\n\n"
+                '<files>\n```zig src/tokenizer.zig\nconst std = @import("std");\n```\n</files>'
+                "\n</context>",
+            }
+        ],
+    }
+    result = Classifier().classify(CHAT, body)
+    assert result.cls == "multi-language"
+    assert "zig" in result.signals_dict()["non_primary_languages"]
+
+
+def test_files_attached_in_two_languages_are_context_not_a_two_language_task() -> None:
+    files = "\n\napp/models.py\n```\nclass User:\n    pass\n```\n\nweb/api.ts\n```\nexport {}\n```"
+    body = {
+        "model": "auto",
+        "messages": [
+            {"role": "system", "content": "Act as an expert software developer."},
+            {"role": "user", "content": "I have *added these files to the chat* so you can go"
+             " ahead and edit them." + files},
+            {"role": "assistant", "content": "Ok."},
+            {"role": "user", "content": "rename the User class to Account"},
+        ],
+    }  # fmt: skip
+    result = Classifier().classify(CHAT, body)
+    assert result.signals_dict()["n_core_languages"] <= 1
+    assert result.cls == "instruction"
