@@ -284,19 +284,19 @@ class Proxy:
         a config edit or an emptied key file must not silently open the proxy.
         """
         old, new = set(self.keys.keys), set(keys.keys)
-        issue: str | None = None
+        issues: list[str] = []
         if old and not new and not cfg.server.auth.allow_disable_on_reload:
-            issue = (
+            issues.append(
                 f"the new config leaves no API keys where {len(old)} were in use; keeping "
                 "them (set server.auth.allow_disable_on_reload: true to switch auth off)"
             )
         host = self.listen_host or "127.0.0.1"
         problem = open_listener_problem(host, keys=bool(new), allow_remote=self.allow_remote)
-        if issue is None and problem is not None:
-            issue = problem.replace("refusing to listen", "refusing a reload that listens")
-        if issue is not None:
-            log.error("config reload refused, keeping the running config: %s", issue)
-            raise ConfigError(source, [ConfigIssue("server.auth", issue)])
+        if problem is not None:
+            issues.append(problem.replace("refusing to listen", "refusing a reload that listens"))
+        if issues:
+            log.error("config reload refused, keeping the running config: %s", "; ".join(issues))
+            raise ConfigError(source, [ConfigIssue("server.auth", issue) for issue in issues])
         if old != new:
             log.warning(
                 "config reload changes the API keys: %d before, %d after (%d added, %d removed)",
