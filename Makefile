@@ -27,7 +27,7 @@ provision: venv
 
 # Debian packages the tests use: a real Prometheus and promtool, systemd-analyze for the
 # unit files, strace for the syscall-filter test, curl for the README recipes.
-APT_NEEDS := prometheus:prometheus promtool:prometheus systemd-analyze:systemd strace:strace curl:curl shellcheck:shellcheck
+APT_NEEDS := prometheus:prometheus promtool:prometheus systemd-analyze:systemd strace:strace curl:curl shellcheck:shellcheck chromium:chromium
 system-deps:
 	@missing=""; for pair in $(APT_NEEDS); do \
 		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
