@@ -26,7 +26,8 @@ provision: venv
 	@echo "model:        $$(cat $(VENV)/.model)"
 
 # Debian packages the tests use: a real Prometheus and promtool, systemd-analyze for the
-# unit files, strace for the syscall-filter test, curl for the README recipes.
+# unit files, strace for the syscall-filter test, curl for the README recipes, chromium for
+# the browser-origin test (tests/socket/test_origin_browser.py).
 APT_NEEDS := prometheus:prometheus promtool:prometheus systemd-analyze:systemd strace:strace curl:curl shellcheck:shellcheck chromium:chromium
 system-deps:
 	@missing=""; for pair in $(APT_NEEDS); do \
