@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 CACHE ?= $(HOME)/.cache/variant-proxy
 export VARIANT_PROXY_CACHE := $(CACHE)
 
-.PHONY: run test check lint types fmt venv provision system-deps bench clean install-service install-user-service
+.PHONY: run test check lint types fmt venv provision system-deps bench bench-classify clean install-service install-user-service
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,12 +18,20 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-# A real llama-server (built from source once, cached under $(CACHE)) and the gemma GGUF.
+# A real llama-server (built from source once, cached under $(CACHE)), the gemma GGUF and
+# its F16 build made with llama-quantize (the demo's second variant, cached beside it).
 provision: venv
 	@$(PY) scripts/provision.py llama-server | tail -n 1 > $(VENV)/.llama-server
 	@$(PY) scripts/provision.py model | tail -n 1 > $(VENV)/.model
+	@$(PY) scripts/provision.py model-f16 | tail -n 1 > $(VENV)/.model-f16
 	@echo "llama-server: $$(cat $(VENV)/.llama-server)"
 	@echo "model:        $$(cat $(VENV)/.model)"
+	@echo "model (F16):  $$(cat $(VENV)/.model-f16)"
+
+# What config/demo.yaml reads: the binary and the two GGUFs.
+DEMO_ENV = VARIANT_PROXY_LLAMA_SERVER="$$(cat $(VENV)/.llama-server)" \
+	VARIANT_PROXY_MODEL="$$(cat $(VENV)/.model)" \
+	VARIANT_PROXY_MODEL_F16="$$(cat $(VENV)/.model-f16)"
 
 # Debian packages the tests use: a real Prometheus and promtool, systemd-analyze for the
 # unit files, strace for the syscall-filter test, curl for the README recipes, chromium for
@@ -42,15 +50,10 @@ system-deps:
 	fi
 
 run: provision
-	VARIANT_PROXY_LLAMA_SERVER="$$(cat $(VENV)/.llama-server)" \
-	VARIANT_PROXY_MODEL="$$(cat $(VENV)/.model)" \
-	$(VENV)/bin/variant-proxy serve --config config/demo.yaml
+	$(DEMO_ENV) $(VENV)/bin/variant-proxy serve --config config/demo.yaml
 
 test: provision system-deps
-	VARIANT_PROXY_LLAMA_SERVER="$$(cat $(VENV)/.llama-server)" \
-	VARIANT_PROXY_MODEL="$$(cat $(VENV)/.model)" \
-	VARIANT_PROXY_REQUIRE_REAL=1 \
-	$(VENV)/bin/pytest -q
+	$(DEMO_ENV) VARIANT_PROXY_REQUIRE_REAL=1 $(VENV)/bin/pytest -q
 
 lint: venv
 	$(VENV)/bin/ruff check proxy tests benchmarks scripts
@@ -65,7 +68,14 @@ fmt: venv
 
 check: lint types test
 
-bench: venv
+# The demo's two variants through the proxy: HumanEval by each variant's protocol, speed, RSS
+# (docs/benchmark.md#the-demo-comparison); the report goes to benchmarks/results/demo/.
+bench: provision
+	$(DEMO_ENV) $(VENV)/bin/variant-proxy bench --config config/demo.yaml \
+		--suite instruction --max-tokens 128 --out benchmarks/results/demo
+
+# Classification speed (p50/p99 per request size); see also benchmarks/.
+bench-classify: venv
 	$(PY) benchmarks/classify.py
 
 install-service: venv

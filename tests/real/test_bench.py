@@ -1,4 +1,4 @@
-"""End to end on the real stack: `bench` starts the proxy in-process from config/demo.yaml, which
+"""End to end on the real stack: `bench` starts the proxy in-process from single-gemma.yaml, which
 starts a managed llama-server with gemma-3-270m; one task of every shipped suite runs through
 it and is scored in the sandbox. A 270M model solves little; this checks the plumbing and the
 files, not the accuracy."""
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.real_server
 
 
 def demo_config(tmp_path: Path) -> Path:
-    data = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    data = yaml.safe_load((ROOT / "tests" / "real" / "single-gemma.yaml").read_text())
     data["server"]["state_dir"] = str(tmp_path / "state")
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -577,7 +577,7 @@ def real_or_fake(
         return write_config(tmp_path, make_config(fake_server[1])), env
     binary, model = require_real_server()
     env.update(VARIANT_PROXY_LLAMA_SERVER=binary, VARIANT_PROXY_MODEL=model)
-    return ROOT / "config" / "demo.yaml", env
+    return ROOT / "tests" / "real" / "single-gemma.yaml", env
 
 
 BACKENDS = [

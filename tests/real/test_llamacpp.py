@@ -28,7 +28,7 @@ def needs_llama() -> None:
 
 
 def demo_config(tmp_path: Path, **backend: Any) -> Path:
-    data = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    data = yaml.safe_load((ROOT / "tests" / "real" / "single-gemma.yaml").read_text())
     data["server"]["state_dir"] = str(tmp_path / "state")
     data["server"]["keepalive_after"] = 1
     data["backends"]["gemma"].update(backend)
