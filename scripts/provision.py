@@ -353,8 +353,7 @@ def quantize(tool: Path, source: Path, target: Path) -> None:
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             sys.exit(
-                f"provision: llama-quantize exited {result.returncode}:\n"
-                + result.stderr[-2000:]
+                f"provision: llama-quantize exited {result.returncode}:\n" + result.stderr[-2000:]
             )
         got = sha256_of(tmp)
         if got != DERIVED_SHA256:
