@@ -148,9 +148,15 @@ def _serve_workers(settings: Settings, cfg: RouterConfig, base: str, err: TextIO
 
 def _banner(base: str, cfg: RouterConfig) -> str:
     names = ", ".join(["auto", *cfg.variants])
-    body = (
+    # the README quickstart's two requests: both answer correctly in about a second even on
+    # the demo's 270M base model (code from a docstring; a short fact, with routing headers)
+    completion = (
+        '{"model": "auto", "prompt": "def reverse_string(s):\\n    '
+        '\\"\\"\\"Return s reversed.\\"\\"\\"\\n"}'
+    )
+    chat = (
         '{"model": "auto", "messages": [{"role": "user", '
-        '"content": "Write a Python function that reverses a string."}]}'
+        '"content": "What is the capital of France?"}]}'
     )
     return "\n".join(
         [
@@ -162,7 +168,9 @@ def _banner(base: str, cfg: RouterConfig) -> str:
             ),
             f"  models:  {names}",
             f"  metrics: {base}/metrics   backends: {base}/backends   ready: {base}/ready",
-            f"  try:     curl -s {base}/v1/chat/completions -H 'content-type: application/json' "
-            f"-d '{body}'",
+            f"  try:     curl -s {base}/v1/completions -H 'content-type: application/json' "
+            f"-d '{completion}'",
+            f"           curl -i {base}/v1/chat/completions -H 'content-type: application/json' "
+            f"-d '{chat}'",
         ]
     )
