@@ -70,6 +70,8 @@ def request_body(
     }
     if seed is not None:
         body["seed"] = seed
+    if task.stop:
+        body["stop"] = list(task.stop)
     if task.messages is not None:
         body["messages"] = [m.model_dump() for m in task.messages]
         return "/v1/chat/completions", body

@@ -7,6 +7,8 @@ HumanEval (https://github.com/openai/human-eval) is MIT licensed; the notice
 is copied into the suite file. Each problem becomes a chat task: the function
 signature and docstring are shown to the model, which answers with the whole
 function in a fenced block; the problem's own `check(candidate)` scores it.
+The problem's original prompt is kept as `completion_prompt`, which base
+(completion) variants are given instead.
 The signature is also the task's `setup`, so an answer that gives only the
 body still runs.
 """
@@ -73,6 +75,8 @@ def convert(problems: Sequence[dict[str, Any]], ids: Sequence[int]) -> dict[str,
                 "language": "python",
                 "max_tokens": 384,
                 "messages": [{"role": "user", "content": INSTRUCTION.format(prompt=prompt)}],
+                # what a base model is given: HumanEval's own protocol
+                "completion_prompt": prompt,
                 "setup": prompt.rstrip() + "\n    ...",
                 "test": problem["test"].strip() + f"\n\n\ncheck({entry})",
                 "reference": "```python\n" + prompt + problem["canonical_solution"] + "```",

@@ -154,6 +154,7 @@ def _header(cols: Sequence[str]) -> list[str]:
 RESULT_COLUMNS = (
     "variant",
     "suite",
+    "protocol",
     "pass@1",
     "pass@k",
     "TTFT p50/p95 ms",
@@ -172,6 +173,7 @@ def _result_cells(row: Mapping[str, Any], doc: Mapping[str, Any]) -> list[str]:
     return [
         str(row["variant"]),
         f"{row['suite']} v{version}" if version is not None else str(row["suite"]),
+        str(row.get("protocol") or "–"),
         f"{_ratio(row.get('pass_ratio'))} ({row.get('passed', 0)}/{row.get('scored', 0)})",
         _pass_k(row),
         f"{_ms(_p50(row, 'ttft_seconds'))}/{_ms((row.get('ttft_seconds') or {}).get('p95'))}",
@@ -197,11 +199,12 @@ def _rankings(doc: Mapping[str, Any]) -> dict[str, list[tuple[str, Mapping[str, 
 
 def text_table(doc: Mapping[str, Any]) -> str:
     """The summary printed at the end of `variant-proxy bench`."""
-    cols = ("variant", "suite", "pass@1", "pass@k", "TTFT p50", "tok/s p50", "errors")
+    cols = ("variant", "suite", "protocol", "pass@1", "pass@k", "TTFT p50", "tok/s p50", "errors")
     rows = [
         [
             str(r["variant"]),
             str(r["suite"]),
+            str(r.get("protocol") or "–"),
             f"{_ratio(r.get('pass_ratio'))} ({r.get('passed', 0)}/{r.get('scored', 0)})",
             _pass_k(r),
             f"{_ms(_p50(r, 'ttft_seconds'))} ms",
@@ -275,6 +278,7 @@ def markdown(
             )
         out.append("")
     out += ["## Results", ""]
+    out += _protocol_lines(doc)
     out += _header(RESULT_COLUMNS)
     for row in _rows(doc):
         out.append("| " + " | ".join(_result_cells(row, doc)) + " |")
@@ -301,6 +305,33 @@ def markdown(
         "",
     ]
     return "\n".join(out)
+
+
+_PROTOCOLS = {
+    "chat": "chat turns on /v1/chat/completions, code taken from the answer's fenced block",
+    "completion": "HumanEval's own protocol on /v1/completions: the signature and docstring "
+    "are continued until a stop sequence (\\ndef, \\nclass, \\nif __name__, \\nprint(, \\n#)",
+    "fim": "fill in the middle on /v1/completions (prompt and suffix)",
+}
+
+
+def _protocol_lines(doc: Mapping[str, Any]) -> list[str]:
+    """Which protocol each variant was asked in: a base model is not scored on chat."""
+    used: dict[str, set[str]] = {}
+    for row in doc.get("results", []):
+        for protocol in str(row.get("protocol") or "").split("+"):
+            if protocol:
+                used.setdefault(str(row["variant"]), set()).add(protocol)
+    if not used:
+        return []
+    out = ["Protocol per variant (`variants.<name>.api`):", ""]
+    for variant in sorted(used):
+        api = (doc.get("variants", {}).get(variant) or {}).get("api") or "chat"
+        out.append(f"- **{variant}** (api: {api}): " + ", ".join(sorted(used[variant])))
+    out.append("")
+    out += [f"- *{name}*: {text}" for name, text in _PROTOCOLS.items()]
+    out.append("")
+    return out
 
 
 _MARK = {

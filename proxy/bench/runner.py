@@ -6,7 +6,10 @@ while speed is measured:
 1. *generate*: for each variant and suite (a "phase"), send every task
    `repeat` times, at most `concurrency` at once, through the proxy (the
    variant named directly as `model`), sampling the backend's resource use
-   for the phase;
+   for the phase. Each variant is asked in its own protocol: a base variant
+   (`api: completion`) gets a task's completion form where it has one
+   (HumanEval's original protocol, `Task.as_completion`), a chat variant the
+   chat task; every record says which protocol was used;
 2. *score*: run every answer in the sandbox, in worker threads.
 
 The result document (`schema: 1`) holds the settings, the machine, the
@@ -27,7 +30,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import psutil
@@ -57,6 +60,9 @@ _ANSWER_LIMIT = 4000
 _OUTPUT_LIMIT = 1000
 
 Progress = Callable[[int, int, str], None]
+#: how a task was put to a variant: chat turns, a raw prompt to continue (a base model's
+#: protocol), or a fill-in-the-middle prompt with a suffix
+Protocol = Literal["chat", "completion", "fim"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +104,18 @@ class VariantTarget:
     fim: bool | None = None
     info: dict[str, Any] = field(default_factory=dict)
     pid: Callable[[], int | None] | None = None
+    #: `variants.<name>.api`: "completion" for a base model (None: unknown, taken as chat)
+    api: str | None = None
+
+    def protocol_for(self, task: Task) -> tuple[Protocol, Task]:
+        """The protocol this variant is asked `task` in, and the task in that form."""
+        if not task.chat:
+            return ("fim" if task.suffix else "completion"), task
+        if self.api == "completion":
+            completion = task.as_completion()
+            if completion is not None:
+                return "completion", completion
+        return "chat", task
 
 
 @dataclass(slots=True)
@@ -106,6 +124,7 @@ class _Item:
     suite: Suite
     task: Task
     sample_no: int
+    protocol: Protocol = "chat"
     sample: Sample | None = None
     score: Score | None = None
 
@@ -267,9 +286,10 @@ def _plan(
                     }
                 )
                 continue
-            items = [
-                _Item(variant.name, suite, task, n) for task in suite.tasks for n in range(repeat)
-            ]
+            items = []
+            for task in suite.tasks:
+                protocol, asked = variant.protocol_for(task)
+                items += [_Item(variant.name, suite, asked, n, protocol) for n in range(repeat)]
             phases.append((variant, suite, items))
     return phases, skipped
 
@@ -362,6 +382,7 @@ def _task_record(item: _Item) -> dict[str, Any]:
         "language": item.task.language,
         "human_language": item.task.human_language,
         "sample": item.sample_no,
+        "protocol": item.protocol,
         "status": result.status,
         "reason": result.reason,
         "method": result.method,
@@ -413,10 +434,12 @@ def summarize(
         def values(key: str, rs: Sequence[Mapping[str, Any]] = records) -> list[float]:
             return [float(r[key]) for r in rs if r.get(key) is not None]
 
+        protocols = sorted({str(r["protocol"]) for r in records if r.get("protocol")})
         out.append(
             {
                 "variant": variant,
                 "suite": suite,
+                "protocol": "+".join(protocols) or None,
                 "class": suites.get(suite, {}).get("class", suite),
                 "suite_version": suites.get(suite, {}).get("version"),
                 "samples": len(records),

@@ -10,7 +10,11 @@ A suite is a JSON (or YAML) file, versioned, holding tasks of one class:
 A task is either a chat task (`messages`, answered by /v1/chat/completions,
 code taken from the answer's fenced block) or a fill-in-the-middle task
 (`prompt` + `suffix`, answered by /v1/completions; the filled text goes
-between them). The program that runs is `setup + answer + test` (with the
+between them). A chat task may also carry its `completion_prompt`, the form a
+*base* model takes (HumanEval's original protocol: the signature and docstring,
+continued on /v1/completions until one of `COMPLETION_STOP`); `as_completion`
+turns it into that completion task, so a base variant is asked what it can
+answer and scored the same way. The program that runs is `setup + answer + test` (with the
 prompt and suffix around the answer for fill-in-the-middle), in `language`.
 It passes when it exits 0 and, if `expected_output` is given, prints exactly
 that. Where the language's toolchain is missing, `static` regexes are checked
@@ -32,6 +36,7 @@ from ..classify import CLASSES
 from ..errors import SuiteError
 
 __all__ = [
+    "COMPLETION_STOP",
     "Language",
     "Suite",
     "Task",
@@ -61,6 +66,11 @@ _END_MARKERS = (
 )
 
 
+#: HumanEval's stop sequences (Chen et al., 2021): the function body ends where a new
+#: top-level statement starts.
+COMPLETION_STOP: tuple[str, ...] = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#")
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -80,6 +90,10 @@ class Task(BaseModel):
     messages: list[Message] | None = None
     prompt: str | None = None
     suffix: str = ""
+    #: a chat task's problem as a base model takes it (see `as_completion`)
+    completion_prompt: str | None = None
+    #: stop sequences sent with the request
+    stop: list[str] = []
     extract: Extract | None = None
     setup: str = ""
     test: str = ""
@@ -108,6 +122,23 @@ class Task(BaseModel):
     @property
     def extraction(self) -> Extract:
         return self.extract or ("fence" if self.chat else "fim")
+
+    def as_completion(self) -> Task | None:
+        """This problem in HumanEval's completion protocol, or None if it has no such form:
+        the prompt is continued (no suffix, no chat turns) until a `COMPLETION_STOP`, and
+        the program that runs is the prompt, the continuation and the test."""
+        if self.completion_prompt is None:
+            return None
+        return self.model_copy(
+            update={
+                "messages": None,
+                "prompt": self.completion_prompt,
+                "suffix": "",
+                "setup": "",
+                "extract": "raw",
+                "stop": list(COMPLETION_STOP),
+            }
+        )
 
 
 class Suite(BaseModel):
