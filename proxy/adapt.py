@@ -1,0 +1,110 @@
+"""What one attempt sends upstream, and the answer's way back when it was adapted.
+
+`Runtime.upstream_for` decides, per variant, what the backend receives
+(`UpstreamRequest`: the path, the body and which adaptation of
+`proxy.prompting` was made, if any). The dispatcher then sends to that path and,
+for a chat request served by a base model, hands the relay `ChatAnswerSend`
+in place of the ASGI `send`: the relay stays a byte pump that knows nothing
+of protocols, and the conversion happens on the way out, message by message.
+
+`ChatAnswerSend` decides at `http.response.start`:
+
+* an error status passes through (the backend's 4xx is already OpenAI-shaped);
+* an event stream is converted event by event (`prompting.ChatStream`), so a
+  streamed answer still reaches the client token by token; keep-alive
+  comments pass as they are;
+* a whole JSON answer (the relay has read it whole already) is converted once,
+  and `content-length` is set for the converted body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .prompting import ChatStream, completion_to_chat
+
+__all__ = ["Adaptation", "ChatAnswerSend", "UpstreamRequest"]
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+#: "transcript": a chat request rendered as a plain prompt for a base model;
+#: "prefix-only": an infill request sent without its suffix to a model without FIM
+Adaptation = Literal["transcript", "prefix-only"]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """The path and body one attempt sends, and how the request was adapted."""
+
+    path: str
+    body: bytes
+    adaptation: Adaptation | None = None
+    #: the variant's defaults and caps that changed the body (see `prompting.apply_limits`)
+    applied: dict[str, Any] = field(default_factory=dict)
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """Response headers that tell the client how its request was served."""
+        if self.adaptation == "transcript":
+            return [(b"x-route-chat", b"transcript")]
+        if self.adaptation == "prefix-only":
+            return [(b"x-route-fim", b"prefix-only")]
+        return []
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return b""
+
+
+class ChatAnswerSend:
+    """An ASGI `send` that turns a completion answer into the chat answer asked for."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._mode: Literal["pass", "stream", "whole"] = "pass"
+        self._start: dict[str, Any] | None = None
+        self._body = bytearray()
+        self._stream = ChatStream()
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            ctype = _header(headers, b"content-type").lower()
+            if message["status"] >= 400:
+                self._mode = "pass"
+            elif ctype.startswith(b"text/event-stream"):
+                self._mode = "stream"
+            else:
+                self._mode, self._start = "whole", message  # sent with the converted body
+                return
+            await self._send(message)
+            return
+        if message["type"] != "http.response.body" or self._mode == "pass":
+            await self._send(message)
+            return
+        body: bytes = message.get("body", b"")
+        more: bool = message.get("more_body", False)
+        if self._mode == "whole":
+            self._body += body
+            if not more:
+                await self._send_whole()
+            return
+        if body.startswith(b":") and body.endswith(b"\n\n") and b"\ndata" not in body:
+            out = body  # a keep-alive comment: it keeps the client's connection warm as is
+        else:
+            out = self._stream.feed(body)
+        if not more:
+            out += self._stream.flush()
+        if out or not more:
+            await self._send({"type": "http.response.body", "body": out, "more_body": more})
+
+    async def _send_whole(self) -> None:
+        body = completion_to_chat(bytes(self._body))
+        start = dict(self._start or {"type": "http.response.start", "status": 200})
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        start["headers"] = [*headers, (b"content-length", str(len(body)).encode())]
+        await self._send(start)
+        await self._send({"type": "http.response.body", "body": body, "more_body": False})
