@@ -49,6 +49,10 @@ __all__ = [
 Policy = Literal["enforce", "warn", "off"]
 BackendKind = Literal["ollama", "lmstudio", "llamacpp", "vllm", "openai"]
 FimFormat = Literal["codellama", "starcoder", "qwen", "deepseek", "codestral", "native-suffix"]
+#: what a variant's model was trained for: chat turns, or raw text continuation (a base model)
+VariantApi = Literal["chat", "completion"]
+#: request fields a variant's `defaults` may not set: they are the request itself
+_NOT_DEFAULTS = frozenset({"model", "messages", "prompt", "suffix", "input", "stream"})
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
 
@@ -133,6 +137,14 @@ class Pin(_Strict):
     id: str | None = None
 
 
+class Caps(_Strict):
+    """Hard limits on what a request may ask of a variant."""
+
+    #: a larger `max_tokens` / `max_completion_tokens` is lowered to this; a request
+    #: without one gets it
+    max_tokens: int | None = Field(None, ge=1)
+
+
 class Variant(_Strict):
     """A model as one backend knows it, under a name clients can ask for."""
 
@@ -147,10 +159,27 @@ class Variant(_Strict):
     #: can drive tool calls; false: a request that offers tools skips the variant.
     #: None: not declared, never skipped for tools.
     tools: bool | None = None
+    #: chat: an instruct model with a chat template; completion: a base model that takes
+    #: raw prompts (chat requests are rendered as a plain transcript, see proxy.prompting)
+    api: VariantApi = "chat"
+    #: request fields set when the client didn't send them (max_tokens, temperature, stop…)
+    defaults: dict[str, Any] = {}
+    caps: Caps = Caps()
     pin: Pin | None = None
     description: str | None = None
     strengths: list[str] = []
     timeouts: Timeouts | None = None
+
+    @field_validator("defaults")
+    @classmethod
+    def _defaults_are_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        wrong = sorted(k for k in value if k in _NOT_DEFAULTS)
+        if wrong:
+            raise ValueError(
+                f"defaults may not set {', '.join(wrong)}: only sampling and length options "
+                "(max_tokens, temperature, top_p, stop, ...)"
+            )
+        return value
 
     @property
     def backends(self) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from .adapt import ChatAnswerSend
 from .classify import CLASSES
 from .errors import (
     BackendStartError,
@@ -39,7 +40,7 @@ from .httpclient import NativeClient
 from .metrics import Metrics
 from .pinning.guard import PinGuard
 from .routing import Decision, Eligibility, Ranker
-from .runtime import ENDPOINTS, Runtime
+from .runtime import Runtime
 from .sticky import TaskMemory
 from .streammeter import StreamMeter, observe
 from .supervisor import ManagedProcess
@@ -235,11 +236,15 @@ class Dispatcher:
                 attempt_headers.append((b"x-route-pin", pin))
             if name != first:
                 attempt_headers.append((b"x-route-fallback-from", first.encode()))
+            upstream = rt.upstream_for(name, endpoint, payload, raw, decision.prompt_fim)
+            attempt_headers += upstream.headers()
             obs = Observation()
             meter = StreamMeter(started=time.perf_counter(), stream=stream)
             obs.meter, obs.on_chunk = meter, meter.feed
-            target = self._target(rt, attempt, endpoint, obs)
-            content = rt.body_for(name, endpoint, payload, raw, decision.prompt_fim)
+            target = self._target(rt, attempt, upstream.path, obs)
+            content = upstream.body
+            # a chat request a base model served: the answer goes back in chat's shape
+            reply = ChatAnswerSend(send) if upstream.adaptation == "transcript" else send
             try:
                 await self._attempt(
                     relay,
@@ -248,7 +253,7 @@ class Dispatcher:
                     content,
                     stream,
                     attempt_headers,
-                    send,
+                    reply,
                     watch,
                     obs,
                     trial,
@@ -323,9 +328,7 @@ class Dispatcher:
                 # the trial ended without a verdict (client gone, queue full): give it back
                 breaker.release_trial()
 
-    def _target(
-        self, rt: Runtime, attempt: _Attempt, endpoint: str, obs: Observation
-    ) -> AttemptTarget:
+    def _target(self, rt: Runtime, attempt: _Attempt, path: str, obs: Observation) -> AttemptTarget:
         backend = rt.cfg.backends[attempt.backend]
         state = rt.backends[attempt.backend]
         proc = self.managed.get(attempt.backend)
@@ -365,7 +368,7 @@ class Dispatcher:
         return AttemptTarget(
             backend=attempt.backend,
             variant=attempt.variant,
-            url=rt.urls[attempt.backend] + ENDPOINTS[endpoint][0],
+            url=rt.urls[attempt.backend] + path,
             headers=rt.headers[attempt.backend],
             timeouts=rt.timeouts(attempt.variant, attempt.backend),
             prepare=prepare if (needs_slot or proc is not None) else None,

@@ -8,14 +8,16 @@ A client names one of:
 * `auto` → the request is classified and the class's route is used.
 
 A route is an ordered candidate list. A candidate that can't serve what the
-request needs (`Needs`: an infill-capable variant for a FIM prompt, tool
-calling when the request offers tools, a context window that holds the
-prompt) is skipped with the reason. Without weights the first eligible
-candidate wins and the rest are fallbacks, in order. With weights (a canary
-or A/B split) the first pick is drawn by weight among the eligible ones and
-the others follow by descending weight. Eligibility (backend health, pin
-drift, capacity) is a callback supplied by the I/O layer; it returns `None`
-for eligible or a short reason for not.
+request needs (`Needs`: an infill-capable variant for a FIM prompt, a chat
+model for chat traffic, tool calling when the request offers tools, a context
+window that holds the prompt) is skipped with the reason. Infill and chat are
+preferences: when they leave no candidate, `Runtime.decide` routes again
+without them and the request is adapted to the variant (`proxy.prompting`).
+Without weights the first eligible candidate wins and the rest are fallbacks,
+in order. With weights (a canary or A/B split) the first pick is drawn by
+weight among the eligible ones and the others follow by descending weight.
+Eligibility (backend health, pin drift, capacity) is a callback supplied by
+the I/O layer; it returns `None` for eligible or a short reason for not.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class Needs:
     """
 
     infill: bool = False
+    #: a chat request: base models (`api: completion`) are skipped while a chat model is left
+    chat: bool = False
     tools: bool = False
     prompt_tokens: Callable[[], int] | None = None
     max_tokens: int | None = None
@@ -83,6 +87,9 @@ class Decision:
     #: size split in tokens, and the task stickiness that applied (None: classification
     #: was skipped)
     reading: Mapping[str, Any] | None = field(default=None, compare=False)
+    #: what the first candidate changes in the request: `adapted` (a chat request as a
+    #: plain transcript, infill as prefix-only), the defaults it fills in, and `capped`
+    applied: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         out = {
@@ -96,6 +103,8 @@ class Decision:
         }
         if self.reading is not None:
             out.update(self.reading)
+        if self.applied:
+            out["applied"] = dict(self.applied)
         return out
 
 
@@ -113,6 +122,7 @@ class Router:
                 names[alias] = RouteTarget("variant", name)
         self._names = names
         self._infill = frozenset(n for n, v in cfg.variants.items() if v.fim is not None)
+        self._base = frozenset(n for n, v in cfg.variants.items() if v.api == "completion")
 
     def resolve(self, model: str) -> RouteTarget | None:
         return self._names.get(model)
@@ -130,6 +140,8 @@ class Router:
         """Why variant `name` can't serve what the request needs, or None."""
         if needs.infill and name not in self._infill:
             return "cannot fill in the middle (no fim format)"
+        if needs.chat and name in self._base:
+            return "base model (api: completion): chat only as a plain transcript"
         variant = self.cfg.variants[name]
         if needs.tools and variant.tools is False:
             return "cannot call tools (tools: false)"

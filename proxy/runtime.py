@@ -12,11 +12,13 @@ import json
 import os
 import random
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, NoReturn
 
 import orjson
 
-from . import fim
+from . import fim, prompting
+from .adapt import Adaptation, UpstreamRequest
 from .backends import HealthResult
 from .breaker import CircuitBreaker
 from .classify import Classification, Classifier, LazySignals, is_continuation
@@ -26,7 +28,14 @@ from .limits import Limiter
 from .routing import Decision, Eligibility, Needs, Ranker, Router
 from .sticky import TaskMemory
 
-__all__ = ["ENDPOINTS", "PATH_TO_ENDPOINT", "BackendState", "Runtime", "parse_payload"]
+__all__ = [
+    "ENDPOINTS",
+    "PATH_TO_ENDPOINT",
+    "BackendState",
+    "Runtime",
+    "parse_payload",
+    "wants_infill",
+]
 
 #: endpoint label → upstream path, and the body field each one requires.
 ENDPOINTS: dict[str, tuple[str, str]] = {
@@ -62,6 +71,14 @@ def parse_payload(endpoint: str, body: bytes) -> dict[str, Any]:
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequest("stream must be a boolean", param="stream")
     return payload
+
+
+def wants_infill(payload: Mapping[str, Any], prompt_fim: fim.PromptFim | None) -> bool:
+    """A completion request with text after the cursor: a `suffix` or FIM markers."""
+    if prompt_fim is None:
+        return False
+    suffix = payload.get("suffix")
+    return isinstance(suffix, str) and bool(suffix) or prompt_fim.parts is not None
 
 
 class BackendState:
@@ -147,6 +164,7 @@ class Runtime:
                 variant=target.name,
                 candidates=(target.name,),
                 prompt_fim=prompt_fim,
+                applied=self.applied(target.name, endpoint, payload, prompt_fim),
             )
         lazy: LazySignals | None = None
         signals: Mapping[str, Any] = {}
@@ -163,9 +181,17 @@ class Runtime:
             if memory is not None and self.cfg.classifier.stickiness.enabled:
                 cls, rule, reason = _stick(memory, found, reading, learn=learn)
         needs = self._needs(endpoint, payload, prompt_fim, lazy)
+        draw = random.random()
         candidates, skipped = self.router.candidates(
-            cls, needs=needs, eligible=eligible, draw=random.random(), rank=rank
+            cls, needs=needs, eligible=eligible, draw=draw, rank=rank
         )
+        if not candidates and (needs.infill or needs.chat):
+            # nothing takes the request as sent: a variant that serves it adapted will do
+            # (chat as a plain transcript, infill as prefix-only; `upstream_for`)
+            relaxed = replace(needs, infill=False, chat=False)
+            candidates, skipped = self.router.candidates(
+                cls, needs=relaxed, eligible=eligible, draw=draw, rank=rank
+            )
         if not candidates:
             self._refuse(cls, skipped)
         return Decision(
@@ -178,6 +204,7 @@ class Runtime:
             signals=signals,
             prompt_fim=prompt_fim,
             reading=reading,
+            applied=self.applied(candidates[0], endpoint, payload, prompt_fim),
         )
 
     def _needs(
@@ -188,15 +215,12 @@ class Runtime:
         lazy: LazySignals | None,
     ) -> Needs:
         """What the request needs of a variant: infill, tools, room for its prompt."""
-        infill = prompt_fim is not None and (
-            isinstance(payload.get("suffix"), str)
-            and bool(payload.get("suffix"))
-            or prompt_fim.parts is not None
-        )
+        infill = wants_infill(payload, prompt_fim)
         reading = lazy or LazySignals(endpoint, payload, frozenset())
         max_tokens = reading.get("max_tokens")
         return Needs(
             infill=infill,
+            chat=endpoint == "chat",
             tools=bool(reading.get("needs_tools")),
             prompt_tokens=lambda: int(reading.get("tokens")),
             max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None,
@@ -230,6 +254,66 @@ class Runtime:
         names = list(self.cfg.variants[variant].backends)
         return names if all(self.backends[b].limiter.busy() for b in names) else []
 
+    def _adaptation(
+        self,
+        variant: str,
+        endpoint: str,
+        payload: Mapping[str, Any],
+        prompt_fim: fim.PromptFim | None,
+    ) -> Adaptation | None:
+        """How a request must change for `variant` to serve it (`proxy.prompting`)."""
+        spec = self.cfg.variants[variant]
+        if endpoint == "chat" and spec.api == "completion":
+            return "transcript"
+        if endpoint == "completions" and spec.fim is None and wants_infill(payload, prompt_fim):
+            return "prefix-only"
+        return None
+
+    def applied(
+        self,
+        variant: str,
+        endpoint: str,
+        payload: Mapping[str, Any],
+        prompt_fim: fim.PromptFim | None = None,
+    ) -> dict[str, Any] | None:
+        """For explanations: the adaptation, defaults and caps `variant` applies to the
+        request (None: it goes as sent)."""
+        spec = self.cfg.variants[variant]
+        adaptation = self._adaptation(variant, endpoint, payload, prompt_fim)
+        if adaptation is None and not spec.defaults and spec.caps.max_tokens is None:
+            return None
+        _, applied = prompting.apply_limits(dict(payload), spec.defaults, spec.caps.max_tokens)
+        if adaptation is not None:
+            applied["adapted"] = adaptation
+        return applied or None
+
+    def upstream_for(
+        self,
+        variant: str,
+        endpoint: str,
+        payload: dict[str, Any],
+        raw: bytes = b"",
+        prompt_fim: fim.PromptFim | None = None,
+    ) -> UpstreamRequest:
+        """What one attempt on `variant` sends: the path and body (`body_for`), adapted
+        when the variant can't take the request as sent (`proxy.prompting`): chat to a
+        base model goes to `/v1/completions` as a transcript; infill to a model without
+        FIM goes as its prefix only."""
+        adaptation = self._adaptation(variant, endpoint, payload, prompt_fim)
+        path = ENDPOINTS[endpoint][0]
+        if adaptation == "transcript":
+            # body_for's endpoint stays "chat": the transcript is not read for FIM markers
+            body = prompting.chat_to_completion(payload)
+            content = self.body_for(variant, "chat", body, b"", None)
+            path = ENDPOINTS["completions"][0]
+        elif adaptation == "prefix-only":
+            parts = prompt_fim.parts if prompt_fim is not None else None
+            body = prompting.prefix_only(payload, parts)
+            content = self.body_for(variant, endpoint, body, b"", None)
+        else:
+            content = self.body_for(variant, endpoint, payload, raw, prompt_fim)
+        return UpstreamRequest(path, content, adaptation)
+
     def body_for(
         self,
         variant: str,
@@ -243,6 +327,10 @@ class Runtime:
         FIM reading (`Decision.prompt_fim`), so the prompt is not searched again."""
         spec = self.cfg.variants[variant]
         out = dict(payload)
+        if spec.defaults or spec.caps.max_tokens is not None:
+            limited, changed = prompting.apply_limits(out, spec.defaults, spec.caps.max_tokens)
+            if changed:
+                out, raw = limited, b""  # the raw body no longer says what is sent
         out["model"] = spec.model
         if endpoint == "completions" and spec.fim is not None:
             out = fim.normalize(endpoint, out, spec.fim, prompt_fim)
