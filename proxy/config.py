@@ -283,6 +283,9 @@ class Breaker(_Strict):
 
     failures: int = Field(3, ge=1)
     cooldown: float = Field(10.0, gt=0)
+    #: distinct requests answered with a request-specific 5xx (500, 501, …), with no
+    #: success between, that open the breaker while the health probe still passes
+    request_errors: int = Field(10, ge=1)
 
 
 class Auth(_Strict):
@@ -307,6 +310,8 @@ class ServerConfig(_Strict):
     drain_timeout: float = Field(30.0, ge=0)
     watch_config: bool = True
     log_prompts: bool = False
+    #: tell clients the backend's URL and the exception behind an upstream error
+    expose_upstream_errors: bool = False
     state_dir: str = ".variant-proxy"
     breaker: Breaker = Breaker()
     auth: Auth = Auth()

@@ -8,7 +8,15 @@ attempt per replica: an attempt that fails before its first byte falls through
 to the next, and the client sees the first success or the last error.
 
 The dispatcher owns what one attempt changes: the breaker's verdict, the
-concurrency slot, in-flight counts, fallback and upstream-error metrics. What
+concurrency slot, in-flight counts, fallback and upstream-error metrics, and
+the WARNING line every failed attempt writes (variant, backend, kind and the
+log-side `detail`; a backend's own error text, which may echo the prompt, only
+with `server.log_prompts`). The breaker hears *backend faults* as failures;
+a 5xx other than 502/503/504 is about the request, so it counts as a fault
+only while the backend's health probe fails too, and otherwise only across
+`breaker.request_errors` distinct requests (`CircuitBreaker.request_failure`).
+An error answer carries `x-route-variant` (and `x-route-fallback-from`) of
+the last attempt, like a success. What
 it needs from the long-lived service (HTTP clients, managed processes, the pin
 guard, the ranking) is handed to it when it is built; it never calls back up.
 """
@@ -34,13 +42,14 @@ from .errors import (
     QueueTimeout,
     UpstreamBusy,
     UpstreamError,
+    UpstreamStatusError,
     UpstreamUnreachable,
 )
 from .httpclient import NativeClient
 from .metrics import Metrics
 from .pinning.guard import PinGuard
 from .routing import Decision, Eligibility, Ranker
-from .runtime import Runtime
+from .runtime import BackendState, Runtime
 from .sticky import TaskMemory
 from .streammeter import StreamMeter, observe
 from .supervisor import ManagedProcess
@@ -79,16 +88,41 @@ def _kind(exc: ProxyError) -> str:
     return exc.code.removeprefix("upstream_")
 
 
+#: upstream statuses that say the backend (or what stands in front of it) is down
+_BACKEND_DOWN = frozenset((502, 503, 504))
+
+
+def _log_text(exc: ProxyError, log_prompts: bool) -> str:
+    """What the log says about an error: never a backend's own words unless log_prompts."""
+    if not isinstance(exc, UpstreamError):
+        return exc.message
+    return exc.message if log_prompts else exc.detail
+
+
 def backend_usable(rt: Runtime, name: str, now: float) -> str | None:
     """None if backend `name` can take a request now, else why not."""
     state = rt.backends.get(name)
     if state is None:
         return "unknown backend"
     if not state.breaker.available(now):
-        return f"backend {name} circuit open"
+        return f"backend {name} {state.breaker.describe()}"
     if state.limiter.busy():
         return f"backend {name} busy (queue full)"
     return None
+
+
+def _judge(state: BackendState, exc: UpstreamError, content: bytes) -> bool:
+    """Tell the backend's breaker about a failed attempt; True if that was a verdict."""
+    breaker, now = state.breaker, time.monotonic()
+    request_specific = (
+        isinstance(exc, UpstreamStatusError) and exc.upstream_status not in _BACKEND_DOWN
+    )
+    health_failing = state.health is not None and not state.health.ok
+    if request_specific and not health_failing:
+        breaker.request_failure(now, hash(content), exc.summary)
+        return breaker.state(now) != "half-open"  # a trial it answered is no verdict
+    breaker.failure(now, exc.summary)
+    return True
 
 
 class Dispatcher:
@@ -163,6 +197,7 @@ class Dispatcher:
             keepalive_after=rt.cfg.server.keepalive_after,
             keepalive_interval=rt.cfg.server.keepalive_interval,
             max_response_bytes=rt.cfg.server.max_response_bytes,
+            expose_errors=rt.cfg.server.expose_upstream_errors,
         )
 
     # -- one request ----------------------------------------------------------------------------
@@ -214,6 +249,7 @@ class Dispatcher:
         attempts = [_Attempt(v, b) for v in decision.candidates for b in self._replicas(rt, v)]
         first = attempts[0].variant
         last_error: UpstreamError | None = None
+        tried: Headers = []
         previous: str | None = None
         for attempt in attempts:
             name = attempt.variant
@@ -238,6 +274,7 @@ class Dispatcher:
                 attempt_headers.append((b"x-route-fallback-from", first.encode()))
             upstream = rt.upstream_for(name, endpoint, payload, raw, decision.prompt_fim)
             attempt_headers += upstream.headers()
+            tried = attempt_headers[len(headers) :]
             obs = Observation()
             meter = StreamMeter(started=time.perf_counter(), stream=stream)
             obs.meter, obs.on_chunk = meter, meter.feed
@@ -266,7 +303,12 @@ class Dispatcher:
             outcome.status = obs.status or 200
             return
         if last_error is None:
-            last_error = UpstreamUnreachable("every candidate's circuit breaker is open")
+            why = "; ".join(
+                f"backend {a.backend} {rt.backends[a.backend].breaker.describe()}" for a in attempts
+            )
+            last_error = UpstreamUnreachable(f"every candidate's circuit breaker is open: {why}")
+        # the error answer says which variant failed, as a success would
+        headers += tried
         raise last_error
 
     async def _attempt(
@@ -287,6 +329,7 @@ class Dispatcher:
         name, backend = target.variant, target.backend
         state = rt.backends[backend]
         breaker = state.breaker
+        log_prompts = rt.cfg.server.log_prompts
         judged = early = False
         gauge = self.metrics.in_flight.labels(name)
         gauge.inc()
@@ -299,10 +342,13 @@ class Dispatcher:
             early = True
             self.metrics.upstream_errors.labels(backend, _kind(exc)).inc()
             if not isinstance(exc, UpstreamBusy):
-                breaker.failure(time.monotonic())
-                judged = True
+                judged = _judge(state, exc, content)
             log.warning(
-                "variant %s (%s) failed before its first byte: %s", name, backend, exc.message
+                "variant %s (%s) failed before its first byte: %s: %s",
+                name,
+                backend,
+                _kind(exc),
+                _log_text(exc, log_prompts),
             )
             raise
         except ClientGone:
@@ -317,10 +363,19 @@ class Dispatcher:
                 state.limiter.release()
             if early:
                 pass  # failed before the first byte: judged above
-            elif obs.error is not None:  # reported in-stream after the commit
+            elif isinstance(obs.error, UpstreamError):  # reported in-stream after the commit
                 self.metrics.upstream_errors.labels(backend, _kind(obs.error)).inc()
-                breaker.failure(time.monotonic())
-                judged = True
+                judged = _judge(state, obs.error, content)
+                log.warning(
+                    "variant %s (%s) failed mid-stream after %d bytes: %s: %s",
+                    name,
+                    backend,
+                    obs.nbytes,
+                    _kind(obs.error),
+                    _log_text(obs.error, log_prompts),
+                )
+            elif obs.error is not None:  # cut by the shutdown drain: not the backend's fault
+                log.warning("variant %s (%s) cut at shutdown: %s", name, backend, obs.error.message)
             elif obs.status is not None and obs.status < 500:
                 breaker.success()
                 judged = True

@@ -15,12 +15,19 @@
     │   ├── MisdirectedHost           421 `Host` not this proxy (`server.allowed_hosts`)
     │   └── HeadersTooLarge           431 headers over `server.max_header_bytes`
     ├── Unavailable                   503 no eligible variant
+    │   └── ShuttingDown              503 cut at the shutdown drain limit (server.drain_timeout)
     └── UpstreamError                 the model server failed us (5xx)
         ├── UpstreamBusy              503 backend at max_concurrency, queue full or timed out
         ├── UpstreamUnreachable       502 connection refused / reset / DNS / failed to start
         ├── UpstreamProtocolError     502 the server spoke nonsense or died mid-body
         ├── UpstreamStatusError       502 the server answered 5xx
         └── UpstreamTimeout           504 connect, first byte, idle or total timeout
+
+An `UpstreamError`'s `message` is what the client reads: it names the backend,
+never its URL or a Python exception, and quotes at most 500 characters of the
+backend's own error text. `detail` (URL, exception) is for the log, and `summary`
+(the message without the backend's text, which may echo another client's
+prompt) is what a circuit breaker remembers as its cause.
 
 `ConfigError` is separate: it is raised at load or reload, never per request
 (`/admin/reload` answers it as `InvalidConfig`).
@@ -79,6 +86,7 @@ __all__ = [
     "PayloadTooLarge",
     "ProxyError",
     "RequestError",
+    "ShuttingDown",
     "SuiteError",
     "Unauthorized",
     "Unavailable",
@@ -206,9 +214,25 @@ class Unavailable(ProxyError):
     code = "no_backend_available"
 
 
+class ShuttingDown(Unavailable):
+    """The request was still running when the shutdown drain limit ran out."""
+
+    code = "server_shutting_down"
+
+
 class UpstreamError(ProxyError):
+    """The model server failed. `message` is for the client, `detail` for the log
+    (it may name the URL and the exception), `summary` for a breaker's cause."""
+
     type = "upstream_error"
     code = "upstream_error"
+
+    def __init__(
+        self, message: str, *, detail: str | None = None, summary: str | None = None, **kw: Any
+    ) -> None:
+        super().__init__(message, **kw)
+        self.detail = detail or message
+        self.summary = summary or message
 
 
 class UpstreamBusy(UpstreamError):

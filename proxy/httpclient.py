@@ -17,7 +17,14 @@ does the least that relaying needs:
   back-pressures the server instead of filling memory;
 * cancellation-safe: a request or body read cancelled mid-flight closes its
   connection, which never goes back to the pool;
-* no read timeout: the relay races its own first-byte/idle/total deadlines.
+* no read timeout: the relay races its own first-byte/idle/total deadlines;
+* bounded: the status line and headers may take at most `max_header_bytes`
+  bytes and `max_headers` fields (endless headers are an error, never memory);
+* no resending: a pooled connection is checked before it is reused (is the
+  socket readable? an idle keep-alive connection has nothing to say unless
+  the server closed it), so a connection the server dropped while idle is
+  replaced before a byte of the request is written, and nothing is ever sent
+  twice: a request that failed after it was written may have been run.
 
 Its surface mirrors the part of httpx the relay uses, and its errors subclass
 httpx's, so `proxy.upstream._translate` maps them unchanged::
@@ -32,6 +39,7 @@ httpx's, so `proxy.upstream._translate` maps them unchanged::
         │  ├ ReadError           (httpx.ReadError)       reset while reading the answer
         │  └ WriteError          (httpx.WriteError)      reset while writing the request
         ├ RemoteProtocolError    (httpx.RemoteProtocolError) bad HTTP, or closed mid-message
+        │  └ ResponseHeadersTooLarge  over max_header_bytes / max_headers
         └ UnsupportedProtocol    (httpx.UnsupportedProtocol) not an `http://` URL
 
 `Relay` sends relayed requests to plain `http://` backends through this client
@@ -43,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import select
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -59,6 +68,7 @@ __all__ = [
     "NativeResponse",
     "ReadError",
     "RemoteProtocolError",
+    "ResponseHeadersTooLarge",
     "UnsupportedProtocol",
     "WriteError",
     "WriteTimeout",
@@ -87,6 +97,10 @@ class WriteTimeout(httpx.WriteTimeout):
 
 class RemoteProtocolError(httpx.RemoteProtocolError):
     """The server broke HTTP/1.1: a malformed answer, or it closed mid-message."""
+
+
+class ResponseHeadersTooLarge(RemoteProtocolError):
+    """The status line and headers went over `max_header_bytes` or `max_headers`."""
 
 
 class UnsupportedProtocol(httpx.UnsupportedProtocol):
@@ -120,6 +134,8 @@ class _Connection(asyncio.Protocol):
         self.response: NativeResponse | None = None
         self.head: asyncio.Future[NativeResponse] | None = None
         self.raw_headers: list[tuple[str, str]] = []
+        self.head_bytes = 0  # bytes received before the headers completed
+        self.header_count = 0
         self.until_eof = False
         self.drain: asyncio.Future[None] | None = None
         self.write_paused = False
@@ -134,10 +150,25 @@ class _Connection(asyncio.Protocol):
             # nothing asked for: a server talking out of turn can't be trusted with the next one
             self.close()
             return
+        if self.response is None:
+            self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._fail(RemoteProtocolError(f"malformed HTTP response: {exc}"))
+            self.close()
+            return
+        client = self.client
+        if self.response is None and (
+            self.head_bytes > client.max_header_bytes or self.header_count > client.max_headers
+        ):
+            # llhttp keeps a header line it has not finished: stop before it grows any further
+            self._fail(
+                ResponseHeadersTooLarge(
+                    f"response headers over the limit ({client.max_header_bytes} bytes, "
+                    f"{client.max_headers} fields)"
+                )
+            )
             self.close()
 
     def eof_received(self) -> bool | None:
@@ -170,7 +201,9 @@ class _Connection(asyncio.Protocol):
     # -- httptools callbacks ---------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.raw_headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+        self.header_count += 1
+        if self.header_count <= self.client.max_headers:
+            self.raw_headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
@@ -208,6 +241,7 @@ class _Connection(asyncio.Protocol):
         self.head = self.client._loop().create_future()
         self.response = None
         self.raw_headers = []
+        self.head_bytes = self.header_count = 0
         self.until_eof = False
         self.transport.write(raw)
         return self.head
@@ -231,6 +265,24 @@ class _Connection(asyncio.Protocol):
             self.head = None
         elif self.response is not None and not self.response._complete:
             self.response._error(exc)
+
+    def stale(self) -> bool:
+        """An idle keep-alive connection the server closed (or wrote to out of turn).
+
+        One non-blocking poll of the socket: the event loop may not have run the
+        close yet, and a request written now could not be answered.
+        """
+        transport = self.transport
+        if self.closed or transport is None or transport.is_closing():
+            return True
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            return False
+        try:
+            readable, _, _ = select.select([sock.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
 
     def close(self) -> None:
         head, self.head = self.head, None
@@ -388,13 +440,24 @@ class NativeClient:
     `max_idle_per_host` caps the idle connections kept per server (extra ones are
     closed on release); an idle connection older than `keepalive_expiry` seconds
     is closed instead of reused: the default stays under the 5 s idle timeout of
-    uvicorn (vLLM) and cpp-httplib (llama-server), so a request is never written
-    to a connection the server is closing at that very moment.
+    uvicorn (vLLM) and cpp-httplib (llama-server), so a request is rarely written
+    to a connection the server is closing at that very moment, and one the
+    server has already closed is caught by `_Connection.stale` before reuse.
     """
 
-    def __init__(self, *, max_idle_per_host: int = 100, keepalive_expiry: float = 4.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_idle_per_host: int = 100,
+        keepalive_expiry: float = 4.0,
+        max_header_bytes: int = 64 * 1024,
+        max_headers: int = 100,
+    ) -> None:
         self.max_idle_per_host = max_idle_per_host
         self.keepalive_expiry = keepalive_expiry
+        #: bounds on an answer's status line and headers (ResponseHeadersTooLarge)
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
         self._active: set[_Connection] = set()
         self._origins: dict[str, _Origin] = {}
@@ -480,7 +543,7 @@ class NativeClient:
             if conn.closed or conn.transport is None or conn.transport.is_closing():
                 conn.close()
                 continue
-            if now - conn.idle_since > self.keepalive_expiry:
+            if now - conn.idle_since > self.keepalive_expiry or conn.stale():
                 conn.close()
                 continue
             return conn

@@ -87,7 +87,7 @@ class BackendState:
     def __init__(self, spec: Backend, breaker: Breaker) -> None:
         self.spec = spec
         self.breaker_spec = breaker
-        self.breaker = CircuitBreaker(breaker.failures, breaker.cooldown)
+        self.breaker = CircuitBreaker(breaker.failures, breaker.cooldown, breaker.request_errors)
         self.limiter = Limiter(spec.max_concurrency, spec.max_queue, spec.queue_timeout)
         self.in_flight = 0
         self.health: HealthResult | None = None

@@ -13,10 +13,13 @@ line, mid `\\r\\n`, mid event. It follows the WHATWG event-stream rules:
 * `id` persists until changed (an id containing NUL is ignored), `retry`
   must be all digits.
 
-Two deliberate leniencies, because the parser meters streams rather than
+Three deliberate leniencies, because the parser meters streams rather than
 drives a reconnecting client: `flush()` dispatches an event the stream
-ended without its blank line, and a line longer than `max_line` bytes is
-dropped whole instead of growing memory without bound.
+ended without its blank line, a line longer than `max_line` bytes is
+dropped whole, and an event whose `data:` lines add up to more than
+`max_event` bytes (a stream that never sends its blank line) is dropped
+whole and flagged in `overflowed`. So memory stays bounded by
+`max_line + max_event` whatever the stream does.
 
 The line handling follows httpx's `LineDecoder` (`_decoders.py`): a chunk
 ending in `\\r` holds it back, since the next chunk may start with `\\n`.
@@ -44,8 +47,13 @@ class Event:
 class SSEDecoder:
     """`feed(chunk) -> events`, then `flush() -> events` at the end of the stream."""
 
-    def __init__(self, max_line: int = 4 << 20) -> None:
+    def __init__(self, max_line: int = 4 << 20, max_event: int = 4 << 20) -> None:
         self.max_line = max_line
+        self.max_event = max_event
+        #: an event grew past `max_event` and was dropped
+        self.overflowed = False
+        self._data_size = 0
+        self._dropping = False  # inside an event that grew past max_event
         self._partial = bytearray()
         self._skipping = False  # inside a line that grew past max_line
         self._trailing_cr = False
@@ -127,6 +135,13 @@ class SSEDecoder:
         if value[:1] == b" ":
             value = value[1:]
         if name == b"data":
+            if self._dropping:
+                return None
+            self._data_size += len(value) + 1
+            if self._data_size > self.max_event:
+                self._data = []
+                self._dropping = self.overflowed = True
+                return None
             self._data.append(value)
         elif name == b"event":
             self._event = value.decode("utf-8", "replace")
@@ -139,6 +154,8 @@ class SSEDecoder:
         return None
 
     def _dispatch(self) -> Event | None:
+        self._dropping = False
+        self._data_size = 0
         if not self._data:
             self._event = ""
             return None

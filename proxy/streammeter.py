@@ -15,6 +15,18 @@ A non-streamed answer is one JSON body; only its `usage` is read. Large
 bodies (embeddings) are not decoded whole: the meter keeps a bounded tail
 and decodes just the `usage` object near the end.
 
+The meter also tells the relay whether a stream *ended properly*
+(`ended()`): a `data: [DONE]` event, a choice with a `finish_reason`, or the
+backend's own `{"error": …}` event. A stream that stops without any of them
+(cut early, empty, an HTML page) must not reach the client as a normal,
+shorter answer; the relay then ends it with an error event. This reuses the
+parse the meter does anyway: there is no second parser and nothing is
+buffered beyond the decoder's bounded line and event.
+
+An event that never ends (data lines with no blank line) grows past the
+decoder's `max_event` bound; the meter then stops metering that stream (it
+only looks for `[DONE]` in what follows) and the relay goes on unharmed.
+
 Nothing here raises on garbage: a backend that sends nonsense yields empty
 statistics, never a failed request.
 """
@@ -71,6 +83,8 @@ class StreamMeter:
         self._body_truncated = False
         self._body_parsed = False
         self._flushed = False
+        self._done = False  # [DONE], a finish_reason or an error event was seen
+        self._stopped = False  # an event overflowed the decoder: metering gave up
 
     # -- input -----------------------------------------------------------------------------
 
@@ -80,10 +94,28 @@ class StreamMeter:
             if not self.stream:
                 self._keep_body(chunk)
                 return
+            if self._stopped:
+                if not self._done and b"[DONE]" in chunk:
+                    self._done = True
+                return
             for event in self._decoder.feed(chunk):
                 self._event(event.data, t)
+            if self._decoder.overflowed:
+                self._stopped = True
+                self._decoder = SSEDecoder()  # drop what it held
         except Exception:  # metering must never break a request
             return
+
+    def ended(self) -> bool:
+        """Did the stream end properly ([DONE], a finish_reason or an error event)?
+
+        Call at the end of the stream: it finishes an event sent without its blank line.
+        """
+        try:
+            self._flush()
+        except Exception:  # never raise
+            pass
+        return self._done
 
     def feed_body(self, body: bytes) -> None:
         """A whole non-streamed JSON answer (alternative to `feed` for non-streams)."""
@@ -109,7 +141,10 @@ class StreamMeter:
             self._body_truncated = True
 
     def _event(self, data: bytes, t: float) -> None:
-        if not data or data == b"[DONE]" or data[:1] != b"{":
+        if data == b"[DONE]":
+            self._done = True
+            return
+        if not data or data[:1] != b"{":
             return
         try:
             obj = orjson.loads(data)
@@ -121,8 +156,15 @@ class StreamMeter:
         if isinstance(usage, dict):
             self._read_usage(usage)
         choices = obj.get("choices")
-        if isinstance(choices, list) and any(_has_token(c) for c in choices):
-            self._token(t)
+        if isinstance(choices, list):
+            if any(_has_token(c) for c in choices):
+                self._token(t)
+            if not self._done and any(
+                isinstance(c, dict) and c.get("finish_reason") for c in choices
+            ):
+                self._done = True
+        elif "error" in obj:
+            self._done = True  # the backend reported its own failure in-stream
 
     def _token(self, t: float) -> None:
         if self._last_token is None:
@@ -161,12 +203,16 @@ class StreamMeter:
         if isinstance(usage, dict):
             self._read_usage(usage)
 
-    def _result(self) -> StreamStats:
-        if self.stream:
-            if not self._flushed:
-                self._flushed = True
+    def _flush(self) -> None:
+        if self.stream and not self._flushed:
+            self._flushed = True
+            if not self._stopped:
                 for event in self._decoder.flush():
                     self._event(event.data, self._last_token or self.started)
+
+    def _result(self) -> StreamStats:
+        if self.stream:
+            self._flush()
         else:
             self._parse_body()
         reported = self._usage_completion is not None

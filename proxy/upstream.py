@@ -15,13 +15,33 @@ The relay runs in two phases, each a task raced against the client's
 
 Timeouts are enforced here rather than in httpx so that the first byte may
 take minutes (a model loading) while the gap between chunks stays short.
+
+Three rules keep failures honest:
+
+* *one try*: a request is sent once. A connection the server closed while
+  idle is replaced by the native client before anything is written; any
+  later failure fails this attempt (the dispatcher may still fall back),
+  because a request that was written may have run (a prompt that crashes a
+  model server must not crash it twice).
+* *no silent truncation*: a stream that stops without `data: [DONE]`, a
+  `finish_reason` or the backend's own error event (cut early, empty, an
+  HTML page) ends with an error event, judged by the stream meter that reads
+  the stream anyway (`StreamMeter.ended`). So does a stream cut when the
+  server's shutdown drain limit cancels the request; a request cut there
+  before its commit gets an OpenAI-style 503.
+* *scrubbed errors*: what the client reads names the backend, never its URL
+  or a Python exception (`expose_upstream_errors` adds them), and quotes at
+  most `MESSAGE_LIMIT` characters of a backend's error body, of which at most
+  `ERROR_BODY_LIMIT` bytes are read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import math
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,15 +54,30 @@ from .config import Timeouts
 from .errors import (
     ClientGone,
     ProxyError,
+    ShuttingDown,
     UpstreamError,
     UpstreamProtocolError,
     UpstreamStatusError,
     UpstreamTimeout,
     UpstreamUnreachable,
 )
-from .httpclient import NativeClient, NativeResponse
+from .errors import render as render_error
+from .httpclient import NativeClient, NativeResponse, ResponseHeadersTooLarge
 
-__all__ = ["AttemptTarget", "Observation", "Relay", "sse_error_event"]
+__all__ = [
+    "ERROR_BODY_LIMIT",
+    "MESSAGE_LIMIT",
+    "AttemptTarget",
+    "Observation",
+    "Relay",
+    "sse_error_event",
+    "status_error",
+]
+
+#: characters of a backend's own error message a client may read
+MESSAGE_LIMIT = 500
+#: bytes of a 5xx body read to find that message; the rest is never read
+ERROR_BODY_LIMIT = 64 * 1024
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -91,33 +126,78 @@ def sse_error_event(exc: ProxyError) -> bytes:
     return b"data: " + orjson.dumps(exc.body()) + b"\n\n"
 
 
-def _translate(exc: httpx.HTTPError, target: AttemptTarget, phase: str) -> UpstreamError:
-    where = f"backend {target.backend!r} ({target.url})"
+def _connect_reason(exc: BaseException) -> str:
+    """A short, address-free reason for a failed connect."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, socket.gaierror):
+        return "name not resolved"
+    errno_ = cause.errno if isinstance(cause, OSError) else None
+    text = str(exc).lower()
+    if errno_ == errno.ECONNREFUSED or "refused" in text:
+        return "connection refused"
+    if errno_ in (errno.EHOSTUNREACH, errno.ENETUNREACH) or "unreachable" in text:
+        return "host unreachable"
+    if "name" in text and ("resolv" in text or "known" in text):
+        return "name not resolved"
+    return "connection failed"
+
+
+def _translate(
+    exc: httpx.HTTPError, target: AttemptTarget, phase: str, expose: bool = False
+) -> UpstreamError:
+    """The client's words for a transport error: the backend's name, not its URL or `exc`."""
+    name = f"backend {target.backend!r}"
+    cls: type[UpstreamError]
     match exc:
         case httpx.ConnectTimeout() | httpx.PoolTimeout():
-            return UpstreamTimeout(f"{where}: connect timed out")
+            cls, said = UpstreamTimeout, f"{name}: connect timed out"
         case httpx.TimeoutException():
-            return UpstreamTimeout(f"{where}: timed out {phase}")
+            cls, said = UpstreamTimeout, f"{name} timed out {phase}"
         case httpx.ConnectError():
-            return UpstreamUnreachable(f"{where} is unreachable: {exc or 'connection refused'}")
-        case httpx.RemoteProtocolError() | httpx.ReadError() | httpx.WriteError():
-            return UpstreamProtocolError(f"{where} closed the connection {phase}: {exc!r}")
+            cls, said = UpstreamUnreachable, f"{name} is unreachable ({_connect_reason(exc)})"
+        case ResponseHeadersTooLarge():
+            cls, said = UpstreamProtocolError, f"{name} sent response headers over the limit"
+        case httpx.ReadError() | httpx.WriteError():
+            cls, said = UpstreamProtocolError, f"{name} closed the connection {phase}"
+        case httpx.RemoteProtocolError() if "malformed" in str(exc):
+            cls, said = UpstreamProtocolError, f"{name} sent a malformed HTTP response {phase}"
+        case httpx.RemoteProtocolError():
+            cls, said = UpstreamProtocolError, f"{name} closed the connection {phase}"
         case _:
-            return UpstreamProtocolError(f"{where} failed {phase}: {exc!r}")
+            cls, said = UpstreamProtocolError, f"{name} failed {phase}"
+    detail = f"{said} [{target.url}: {exc!r}]"
+    return cls(detail if expose else said, detail=detail, summary=said)
 
 
 def _upstream_message(body: bytes) -> str:
+    """The backend's own error message, cut to `MESSAGE_LIMIT` printable characters."""
+    text: str | None = None
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return body[:300].decode("utf-8", "replace").strip()
+        data = None
     if isinstance(data, dict):
         err = data.get("error")
         if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return str(err["message"])
-        if isinstance(err, str):
-            return err
-    return body[:300].decode("utf-8", "replace").strip()
+            text = str(err["message"])
+        elif isinstance(err, str):
+            text = err
+    if text is None:
+        text = body[: MESSAGE_LIMIT * 4].decode("utf-8", "replace")
+    clean = "".join(ch if ch.isprintable() else " " for ch in text[: MESSAGE_LIMIT + 1]).strip()
+    return clean if len(clean) <= MESSAGE_LIMIT else clean[: MESSAGE_LIMIT - 1] + "…"
+
+
+def status_error(
+    target: AttemptTarget, status: int, body: bytes, expose: bool = False
+) -> UpstreamStatusError:
+    """A backend's error answer: its message (capped) for the client, never for the log."""
+    said = f"backend {target.backend!r} answered {status}"
+    detail = f"{said} [{target.url}]"
+    message = f"{detail if expose else said}: {_upstream_message(body)}"
+    return UpstreamStatusError(message, upstream_status=status, detail=detail, summary=said)
 
 
 #: an answer from either client: same status/headers/aiter_raw/aclose surface
@@ -142,12 +222,15 @@ class Relay:
         keepalive_after: float,
         keepalive_interval: float,
         max_response_bytes: int,
+        expose_errors: bool = False,
     ) -> None:
         self.client = client
         self.native = native
         self.keepalive_after = keepalive_after
         self.keepalive_interval = keepalive_interval
         self.max_response_bytes = max_response_bytes
+        #: `server.expose_upstream_errors`: URLs and exceptions in client-visible errors
+        self.expose_errors = expose_errors
 
     async def run(
         self,
@@ -215,6 +298,10 @@ class Relay:
             if not obs.committed:
                 raise
             await self._fail_in_stream(exc, send, obs)
+        except asyncio.CancelledError:
+            # The server's shutdown drain limit ran out (uvicorn cancels the request's
+            # task): say so in OpenAI's shape instead of a cut stream or a plain-text 500.
+            await self._interrupted(target, headers, send, obs)
         finally:
             if not opener.done():
                 opener.cancel()
@@ -224,6 +311,28 @@ class Relay:
                 await opened.response.aclose()
             elif opener.done() and not opener.cancelled() and opener.exception() is None:
                 await opener.result().response.aclose()
+
+    async def _interrupted(
+        self, target: AttemptTarget, headers: Headers, send: Send, obs: Observation
+    ) -> None:
+        exc = ShuttingDown(
+            f"variant-proxy is shutting down: the request to backend {target.backend!r} "
+            "was cut at the drain limit (server.drain_timeout); retry it"
+        )
+        obs.error = exc
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()  # handled here: the request ends now, cleanly
+        if obs.committed:
+            await self._fail_in_stream(exc, send, obs)
+            return
+        status, extra, body = render_error(exc)
+        obs.committed, obs.status = True, status
+        with contextlib.suppress(OSError, RuntimeError):
+            await send(
+                {"type": "http.response.start", "status": status, "headers": headers + extra}
+            )
+            await send({"type": "http.response.body", "body": body, "more_body": False})
 
     async def _send_request(self, target: AttemptTarget, content: bytes) -> Response:
         t = target.timeouts
@@ -249,16 +358,15 @@ class Relay:
         if target.prepare is not None:
             await target.prepare()
         try:
-            try:
-                response = await self._send_request(target, content)
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
-                # A kept-alive connection the server had already closed (llama.cpp's
-                # cpp-httplib drops idle ones after 5 s): nothing was answered, so the
-                # request goes once more, on a fresh connection.
-                response = await self._send_request(target, content)
+            # Sent once: a failure after the request was written fails this attempt (the
+            # server may have run it). A pooled connection the server had closed while idle
+            # never gets that far: the native client replaces it before writing.
+            response = await self._send_request(target, content)
         except httpx.HTTPError as exc:
-            raise _translate(exc, target, "before responding") from exc
+            raise _translate(exc, target, "before responding", self.expose_errors) from exc
         try:
+            if response.status_code >= 500:
+                return _Opened(response, await self._error_body(response))
             if stream and response.status_code < 400:
                 chunks = response.aiter_raw()
                 try:
@@ -277,10 +385,23 @@ class Relay:
             return _Opened(response, bytes(body))
         except httpx.HTTPError as exc:
             await response.aclose()
-            raise _translate(exc, target, "mid-response") from exc
+            raise _translate(exc, target, "mid-response", self.expose_errors) from exc
         except BaseException:
             await response.aclose()
             raise
+
+    @staticmethod
+    async def _error_body(response: Response) -> bytes:
+        """At most `ERROR_BODY_LIMIT` bytes of an error answer (a 5 MB page is not read)."""
+        body = bytearray()
+        try:
+            async for chunk in response.aiter_raw():
+                body += chunk
+                if len(body) >= ERROR_BODY_LIMIT:
+                    break  # the unread rest closes the connection (aclose)
+        except httpx.HTTPError:
+            pass  # the status says enough
+        return bytes(body[:ERROR_BODY_LIMIT])
 
     async def _answer(
         self,
@@ -297,20 +418,13 @@ class Relay:
         status = response.status_code
         obs.first_byte = time.perf_counter()
         if status >= 500:
-            raise UpstreamStatusError(
-                f"backend {target.backend!r} answered {status}: {_upstream_message(opened.body)}",
-                upstream_status=status,
-            )
+            raise status_error(target, status, opened.body, self.expose_errors)
         content_type = response.headers.get("content-type", "application/json").encode("latin-1")
         if status >= 400 or not stream:
             # The backend's own 4xx and any non-streamed answer pass through unchanged.
             if obs.committed:
                 if status >= 400:
-                    err = UpstreamStatusError(
-                        f"backend {target.backend!r} answered {status}: "
-                        f"{_upstream_message(opened.body)}",
-                        upstream_status=status,
-                    )
+                    err = status_error(target, status, opened.body, self.expose_errors)
                     obs.error = err
                     await self._fail_in_stream(err, send, obs)
                     return
@@ -388,12 +502,18 @@ class Relay:
             try:
                 pump.result()
             except httpx.HTTPError as exc:
-                raise _translate(exc, target, "mid-stream") from exc
+                raise _translate(exc, target, "mid-stream", self.expose_errors) from exc
         finally:
             if not pump.done():
                 pump.cancel()
                 with contextlib.suppress(BaseException):
                     await pump
+        meter = obs.meter
+        if meter is not None and not meter.ended():
+            raise UpstreamProtocolError(
+                f"backend {target.backend!r} ended the stream without data: [DONE] or a "
+                "finish_reason; the answer may be incomplete"
+            )
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _pump(self, chunks: Any, send: Send, obs: Observation) -> None:

@@ -278,7 +278,9 @@ def test_early_failure_falls_back_to_the_next_candidate() -> None:
     [
         (UpstreamUnreachable("refused"), "unreachable", True),
         (UpstreamTimeout("no first byte"), "timeout", True),
-        (UpstreamStatusError("answered 500", upstream_status=500), "status_error", True),
+        (UpstreamStatusError("answered 502", upstream_status=502), "status_error", True),
+        # a 500 is about the request: one alone is no verdict on a healthy backend
+        (UpstreamStatusError("answered 500", upstream_status=500), "status_error", False),
         (UpstreamProtocolError("closed"), "protocol_error", True),
         # a full queue says nothing about the backend's health
         (UpstreamBusy("queue full", retry_after=1.0), "backend_busy", False),
