@@ -24,12 +24,20 @@ untouched as an unknown field:
     reset_before_headers  read the request, then RST (SO_LINGER 0)
     close_before_headers  read the request, then close cleanly (FIN) without answering
     reset_mid_stream      200 + `after` SSE events, then RST
-    status                answer `status` (default 500) with an OpenAI-style JSON error
+    status                answer `status` (default 500) with an OpenAI-style JSON error;
+                          `pad` adds that many bytes to its message, `echo` quotes the request
     slow_first_byte       wait `delay` seconds (or until the peer leaves), then behave
     stall                 200 + `after` SSE events, then silence for `stall` seconds
     malformed_sse         200 text/event-stream of garbage bytes without blank lines
     html                  200 text/html, whatever was asked for
     huge                  200 application/json of `size` bytes
+    endless_headers       200 status line, then header lines (up to `size` bytes) and never a body
+    endless_event         200 text/event-stream: `size` bytes of `data:` lines, no blank line
+    close_framed          200 text/event-stream framed by the close: `after` events, then FIN
+    empty_stream          200 text/event-stream, chunked, with no chunk at all
+
+`options["idle_close"]` (seconds) makes the server close a keep-alive connection
+that stays idle that long, as llama-server and uvicorn do after 5 s.
 
 Everything that arrives is recorded (`hits`), with each answer's outcome,
 and the server counts its open connections and concurrent requests so tests
@@ -208,7 +216,11 @@ class FaultyUpstream:
             self.total_connections += 1
         try:
             while True:
-                request = await _read_request(reader)
+                idle = self.options.get("idle_close")
+                try:
+                    request = await asyncio.wait_for(_read_request(reader), idle)
+                except TimeoutError:
+                    break  # idle too long: close, as a real server's keep-alive timeout does
                 if request is None:
                     break
                 keep_open = await self._respond(reader, writer, *request)
@@ -302,7 +314,47 @@ class FaultyUpstream:
                 return False
             case "status":
                 code = int(opts.get("status", 500))
-                await _send_json(writer, code, _error(f"faulty upstream says {code}", code))
+                message = f"faulty upstream says {code}"
+                if opts.get("echo"):
+                    message += " while answering " + json.dumps(body)
+                message += "x" * int(opts.get("pad", 0))
+                await _send_json(writer, code, _error(message, code))
+                hit.outcome = "completed"
+                return True
+            case "endless_headers":
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+                line = b"X-Pad: " + b"y" * 1000 + b"\r\n"
+                for _ in range(int(opts.get("size", 1 << 30)) // len(line)):
+                    writer.write(line)
+                    await writer.drain()
+                writer.write(b"Content-Length: 2\r\n\r\n{}")
+                await writer.drain()
+                hit.outcome = "completed"
+                return False
+            case "endless_event":
+                await _start_chunked(writer, "text/event-stream")
+                line = b"data: " + b"z" * 4090 + b"\n"
+                piece = line * 16
+                for _ in range(int(opts.get("size", 1 << 30)) // len(piece)):
+                    await _chunk(writer, piece)
+                await _end_chunked(writer)
+                hit.outcome = "completed"
+                return True
+            case "close_framed":
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                    b"Connection: close\r\n\r\n"
+                )
+                for i in range(int(opts.get("after", 2))):
+                    writer.write(event(chunk(chat, model, f"tok{i} ", i == 0, None, name="faulty")))
+                    hit.events_sent += 1
+                await writer.drain()
+                writer.close()
+                hit.outcome = "closed"
+                return False
+            case "empty_stream":
+                await _start_chunked(writer, "text/event-stream")
+                await _end_chunked(writer)
                 hit.outcome = "completed"
                 return True
             case "html":
