@@ -167,6 +167,7 @@ def _variant_info(cfg: RouterConfig, name: str) -> dict[str, Any]:
         "backend": spec.backend,
         "backend_kind": backend.kind,
         "model": spec.model,
+        "api": spec.api,
         "fim": spec.fim,
         "pin": spec.pin.model_dump(exclude_none=True) if spec.pin is not None else None,
         "identity": None,
@@ -200,6 +201,7 @@ async def _targets(
                     fim=cfg.variants[name].fim is not None,
                     info=info,
                     pid=backend_pid(proxy, backend, urls.get(backend)),
+                    api=cfg.variants[name].api,
                 )
             )
     return out
