@@ -157,12 +157,14 @@ class StreamMeter:
             self._read_usage(usage)
         choices = obj.get("choices")
         if isinstance(choices, list):
-            if any(_has_token(c) for c in choices):
+            token = False
+            for choice in choices:  # one pass: tokens, and a finish_reason ends the stream
+                if isinstance(choice, dict):
+                    token = token or _has_token(choice)
+                    if choice.get("finish_reason"):
+                        self._done = True
+            if token:
                 self._token(t)
-            if not self._done and any(
-                isinstance(c, dict) and c.get("finish_reason") for c in choices
-            ):
-                self._done = True
         elif "error" in obj:
             self._done = True  # the backend reported its own failure in-stream
 

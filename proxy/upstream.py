@@ -196,7 +196,10 @@ def status_error(
     """A backend's error answer: its message (capped) for the client, never for the log."""
     said = f"backend {target.backend!r} answered {status}"
     detail = f"{said} [{target.url}]"
-    message = f"{detail if expose else said}: {_upstream_message(body)}"
+    quoted = _upstream_message(body)
+    message = detail if expose else said
+    if quoted:
+        message = f"{message}: {quoted}"
     return UpstreamStatusError(message, upstream_status=status, detail=detail, summary=said)
 
 
