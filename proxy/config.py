@@ -303,6 +303,18 @@ class ServerConfig(_Strict):
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     max_header_bytes: int = Field(16 * 1024, ge=1024)
+    #: seconds to receive a request's line and headers (from connect, or from the first
+    #: byte of the next request on a kept-alive connection); then 408 and close
+    header_timeout: float = Field(10.0, gt=0)
+    #: seconds to receive a whole request body once its headers are in; then 408
+    body_timeout: float = Field(60.0, gt=0)
+    #: seconds an idle kept-alive connection stays open between requests
+    idle_timeout: float = Field(5.0, gt=0)
+    #: open client connections at most (idle ones count); more are answered 503 and closed
+    max_connections: int = Field(512, ge=1)
+    #: after an early answer (413, 431, 401...), seconds to read and discard the rest of
+    #: the request before closing, so a client still sending reads the status, not a reset
+    linger_timeout: float = Field(5.0, ge=0)
     keepalive_after: float = Field(5.0, gt=0)
     keepalive_interval: float = Field(5.0, gt=0)
     health_interval: float = Field(10.0, gt=0)

@@ -10,12 +10,14 @@
     │   ├── MethodNotAllowed          405
     │   ├── VersionMismatch           409 pinned model version drifted
     │   ├── InvalidConfig             400 `/admin/reload` of an invalid config
+    │   ├── RequestTimeout            408 headers or body not received in time (server.*_timeout)
     │   ├── PayloadTooLarge           413 body over `server.max_body_bytes`
     │   ├── UnsupportedMediaType      415 a POST body that is not `application/json`
     │   ├── MisdirectedHost           421 `Host` not this proxy (`server.allowed_hosts`)
     │   └── HeadersTooLarge           431 headers over `server.max_header_bytes`
     ├── Unavailable                   503 no eligible variant
-    │   └── ShuttingDown              503 cut at the shutdown drain limit (server.drain_timeout)
+    │   ├── ShuttingDown              503 cut at the shutdown drain limit (server.drain_timeout)
+    │   └── TooManyConnections        503 over `server.max_connections` open client connections
     └── UpstreamError                 the model server failed us (5xx)
         ├── UpstreamBusy              503 backend at max_concurrency, queue full or timed out
         ├── UpstreamUnreachable       502 connection refused / reset / DNS / failed to start
@@ -86,8 +88,10 @@ __all__ = [
     "PayloadTooLarge",
     "ProxyError",
     "RequestError",
+    "RequestTimeout",
     "ShuttingDown",
     "SuiteError",
+    "TooManyConnections",
     "Unauthorized",
     "Unavailable",
     "UnsupportedMediaType",
@@ -197,6 +201,10 @@ class HeadersTooLarge(RequestError):
     code = "request_header_fields_too_large"
 
 
+class RequestTimeout(RequestError):
+    code = "request_timeout"
+
+
 class InvalidConfig(RequestError):
     """A reload was asked for and the new config is invalid: 400 with every issue."""
 
@@ -218,6 +226,10 @@ class ShuttingDown(Unavailable):
     """The request was still running when the shutdown drain limit ran out."""
 
     code = "server_shutting_down"
+
+
+class TooManyConnections(Unavailable):
+    code = "too_many_connections"
 
 
 class UpstreamError(ProxyError):
@@ -280,6 +292,8 @@ def status_of(exc: ProxyError) -> int:
             return 421
         case HeadersTooLarge():
             return 431
+        case RequestTimeout():
+            return 408
         case RequestError():
             return 400
         case Unavailable():
