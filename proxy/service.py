@@ -41,6 +41,9 @@ __all__ = ["BackendState", "Proxy"]
 
 log = logging.getLogger("variant_proxy")
 
+#: `/ready` calls this close together share one round of probes
+READY_SHARE_SECONDS = 1.0
+
 
 class Proxy:
     """Long-lived state shared by all requests."""
@@ -77,6 +80,8 @@ class Proxy:
         self._dispatcher: Dispatcher | None = None
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: the latest `/ready` round of probes and when it started (see `probe_shared`)
+        self._ready: tuple[float, asyncio.Future[dict[str, HealthResult]]] | None = None
         self._config_stamp = self._stamp(source)
         self._set_config_info(source)
 
@@ -348,6 +353,18 @@ class Proxy:
         names = list(self.runtime.cfg.backends)
         results = await asyncio.gather(*(self.probe(n) for n in names))
         return dict(zip(names, results, strict=True))
+
+    async def probe_shared(self) -> dict[str, HealthResult]:
+        """`probe_all` for `/ready`: callers within `READY_SHARE_SECONDS` of one another
+        share one round of probes (the one running, or the one just finished), so a burst
+        of readiness checks costs the backends one probe each, not one per call."""
+        now = time.monotonic()
+        shared = self._ready
+        if shared is None or (shared[1].done() and now - shared[0] > READY_SHARE_SECONDS):
+            task = asyncio.ensure_future(self.probe_all())
+            self._ready = shared = (now, task)
+        # shielded: a caller that goes away doesn't cancel the others' probe
+        return await asyncio.shield(shared[1])
 
     async def _health_loop(self) -> None:
         while True:

@@ -39,6 +39,9 @@ __all__ = [
 
 #: Health probes are cheap; a server that can't answer one in this long is not healthy.
 DEFAULT_PROBE_TIMEOUT_S = 5.0
+#: The most a probe reads of an answer (a model list of thousands of entries fits): a
+#: backend answering an endless or huge body can't make every `/ready` call hold it.
+MAX_PROBE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,33 @@ def describe_transport_error(exc: httpx.TransportError) -> str:
     }.get(type(exc), type(exc).__name__)
     text = str(exc)
     return f"{kind}: {text}" if text else kind
+
+
+async def get_bounded(
+    client: httpx.AsyncClient,
+    url: str,
+    headers: Mapping[str, str],
+    timeout: float,
+    limit: int = MAX_PROBE_BYTES,
+) -> httpx.Response:
+    """GET `url`, reading at most `limit` bytes of the answer; over that the connection is
+    dropped and :class:`httpx.ReadError` says why (a transport error to every caller)."""
+    async with client.stream("GET", url, headers=headers, timeout=timeout) as response:
+        body = bytearray()
+        async for chunk in response.aiter_raw():
+            body += chunk
+            if len(body) > limit:
+                raise httpx.ReadError(
+                    f"answer over {limit} bytes, the most a probe reads", request=response.request
+                )
+    # a plain response over the bytes read (decoded as the headers say, like any other)
+    return httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        content=bytes(body),
+        request=response.request,
+        extensions=response.extensions,
+    )
 
 
 def parse_json(response: httpx.Response) -> Any:
@@ -136,7 +166,7 @@ class BackendAdapter(ABC):
         url = join_url(base_url, self.health_path)
         start = time.perf_counter()
         try:
-            response = await client.get(url, headers=headers, timeout=self.probe_timeout_s)
+            response = await get_bounded(client, url, headers, self.probe_timeout_s)
         except httpx.TransportError as exc:
             return HealthResult(False, describe_transport_error(exc), time.perf_counter() - start)
         latency = time.perf_counter() - start
@@ -160,7 +190,7 @@ class BackendAdapter(ABC):
         """GET ``base_url + path`` and return the parsed JSON body (2xx only)."""
         url = join_url(base_url, path)
         try:
-            response = await client.get(url, headers=headers, timeout=self.probe_timeout_s)
+            response = await get_bounded(client, url, headers, self.probe_timeout_s)
         except httpx.TransportError as exc:
             raise BackendUnavailableError(f"GET {url}: {describe_transport_error(exc)}") from exc
         if not response.is_success:
