@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -33,11 +33,13 @@ from starlette.routing import Route
 
 from .bench.scheduler import BenchScheduler
 from .config import RouterConfig, load_config
-from .edge import OpenAIEndpoint
+from .edge import OpenAIEndpoint, read_body
 from .errors import (
+    ClientGone,
     ConfigError,
     EndpointNotFound,
     InvalidConfig,
+    InvalidRequest,
     MethodNotAllowed,
     ProxyError,
     RequestError,
@@ -48,6 +50,7 @@ from .metrics import Metrics
 from .origin import PASS, OriginPolicy, Verdict, preflight_headers, response_headers
 from .runtime import ENDPOINTS
 from .service import Proxy
+from .upstream import Receive
 
 __all__ = ["Proxy", "ProxyApp", "app_from_env", "create_app"]
 
@@ -93,7 +96,7 @@ async def health(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    results = await _proxy(request).probe_all()
+    results = await _proxy(request).probe_shared()
     ok = any(r.ok for r in results.values())
     body = {
         "ready": ok,
@@ -126,14 +129,32 @@ async def backends(request: Request) -> Response:
     return _json({"backends": _proxy(request).backend_status()})
 
 
+async def _body(request: Request) -> bytes:
+    """The request body through the one bounded reader (size limit and read timeout)."""
+    server = _proxy(request).runtime.cfg.server
+    try:
+        return await read_body(
+            request.scope,
+            cast(Receive, request.receive),
+            server.max_body_bytes,
+            server.body_timeout,
+        )
+    except ClientGone as exc:  # nobody reads the answer; a 400 instead of a 500 traceback
+        raise InvalidRequest("the client disconnected while sending the body") from exc
+
+
 async def route_explain(request: Request) -> Response:
     proxy = _proxy(request)
+    # it runs the classifier on any text sent: with keys set, it needs one (protect_admin
+    # or not), like every endpoint that reads a body
+    proxy.keys.check(request.headers.raw)
     endpoint = endpoint_of(request.query_params.get("endpoint", "/v1/chat/completions"))
+    body = await _body(request)
     dispatcher = proxy.dispatcher
     rt = proxy.runtime
     decision = explain(
         endpoint,
-        await request.body(),
+        body,
         lambda payload: dispatcher.decide(rt, endpoint, payload, learn=False),
     )
     return _json(decision)
@@ -141,6 +162,7 @@ async def route_explain(request: Request) -> Response:
 
 async def reload(request: Request) -> Response:
     proxy = _proxy(request)
+    await _body(request)  # not used, but read within the limits like every body
     try:
         proxy.reload()
     except ConfigError as exc:

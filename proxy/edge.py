@@ -27,6 +27,7 @@ from .errors import (
     InvalidRequest,
     PayloadTooLarge,
     ProxyError,
+    RequestTimeout,
     render,
     status_of,
 )
@@ -68,7 +69,8 @@ class OpenAIEndpoint:
                     "(server.max_header_bytes)"
                 )
             proxy.keys.check(scope.get("headers", ()))
-            body = await read_body(scope, receive, rt.cfg.server.max_body_bytes)
+            server = rt.cfg.server
+            body = await read_body(scope, receive, server.max_body_bytes, server.body_timeout)
             payload = parse_payload(endpoint, body)
             if rt.cfg.server.log_prompts:
                 log.info(
@@ -122,8 +124,17 @@ def request_id(scope: Mapping[str, Any]) -> bytes:
     return uuid.uuid4().hex.encode()
 
 
-async def read_body(scope: Mapping[str, Any], receive: Receive, limit: int) -> bytes:
-    """The whole request body, refused with 413 as soon as it is over `limit` bytes."""
+async def read_body(
+    scope: Mapping[str, Any], receive: Receive, limit: int, timeout: float | None = None
+) -> bytes:
+    """The whole request body, refused with 413 as soon as it is over `limit` bytes and
+    with 408 when it has not all arrived `timeout` seconds after the first read.
+
+    Every endpoint that reads a body reads it here. A body that came in one message (the
+    usual small request) is returned as is, with no timer and no copy; a longer one is
+    gathered into one buffer that grows in place (no list of chunks joined at the end,
+    which held the body twice).
+    """
     for key, value in scope.get("headers", ()):
         if key == b"content-length":
             try:
@@ -135,21 +146,39 @@ async def read_body(scope: Mapping[str, Any], receive: Receive, limit: int) -> b
                     f"request body of {declared} bytes is over the limit of {limit} bytes "
                     "(server.max_body_bytes)"
                 )
-    chunks: list[bytes] = []
-    size = 0
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientGone
+    first: bytes = message.get("body", b"")
+    _check_size(len(first), limit)
+    if not message.get("more_body", False):
+        return first
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read_rest(receive, first, limit)
+    except TimeoutError as exc:
+        raise RequestTimeout(
+            f"request body not received within {timeout:g} seconds (server.body_timeout)"
+        ) from exc
+
+
+async def _read_rest(receive: Receive, first: bytes, limit: int) -> bytes:
+    body = bytearray(first)
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(
-                f"request body is over the limit of {limit} bytes (server.max_body_bytes)"
-            )
-        chunks.append(chunk)
+        body += message.get("body", b"")
+        _check_size(len(body), limit)
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return bytes(body)
+
+
+def _check_size(size: int, limit: int) -> None:
+    if size > limit:
+        raise PayloadTooLarge(
+            f"request body is over the limit of {limit} bytes (server.max_body_bytes)"
+        )
 
 
 async def send_error(send: Send, exc: ProxyError, headers: Headers) -> None:
