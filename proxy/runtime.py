@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, NoReturn
@@ -56,6 +57,10 @@ def parse_payload(endpoint: str, body: bytes) -> dict[str, Any]:
         raise InvalidRequest(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise InvalidRequest("request body must be a JSON object")
+    # only a body with that many brackets can nest that deep: a count at memchr speed
+    # spares the walk for nearly every request
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH:
+        _check_depth(payload)
     model = payload.get("model")
     if model is None:
         raise InvalidRequest("you must provide a model parameter", param="model")
@@ -71,6 +76,31 @@ def parse_payload(endpoint: str, body: bytes) -> dict[str, Any]:
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequest("stream must be a boolean", param="stream")
     return payload
+
+
+#: JSON nesting deeper than this is refused with 400: the body is written back out for the
+#: backend, and orjson refuses to write more than 254 levels (a 500 before this limit)
+MAX_JSON_DEPTH = 128
+#: a run of this many digits may be an integer beyond 64 bits, which orjson reads as a float
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def _check_depth(payload: dict[str, Any]) -> None:
+    """400 when arrays and objects nest deeper than `MAX_JSON_DEPTH` (iterative walk)."""
+    level: list[Any] = [payload]
+    depth = 1
+    while level:
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidRequest(
+                f"request body nests JSON arrays and objects more than {MAX_JSON_DEPTH} "
+                "levels deep, the limit"
+            )
+        deeper: list[Any] = []
+        for node in level:
+            values = node.values() if isinstance(node, dict) else node
+            deeper.extend(v for v in values if isinstance(v, dict | list))
+        level = deeper
+        depth += 1
 
 
 def wants_infill(payload: Mapping[str, Any], prompt_fim: fim.PromptFim | None) -> bool:
@@ -335,8 +365,10 @@ class Runtime:
         if endpoint == "completions" and spec.fim is not None:
             out = fim.normalize(endpoint, out, spec.fim, prompt_fim)
         content = orjson.dumps(out)
-        if b"e+" in content and raw and b"e+" not in raw and b"E+" not in raw:
-            # orjson read an integer beyond 64 bits as a float; the stdlib keeps it exact
+        if b"e+" in content and raw and _LONG_DIGITS.search(raw):
+            # orjson may have read an integer beyond 64 bits as a float (which it writes with
+            # `e+`); the stdlib keeps it exact. Floats the client wrote with `e+` don't matter
+            # here: only a long run of digits can be such an integer.
             exact = json.loads(raw)
             exact["model"] = out["model"]
             for key in ("prompt", "suffix"):
