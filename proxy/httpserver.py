@@ -1,8 +1,9 @@
 """The HTTP/1.1 server side: uvicorn's httptools protocol with limits it lacks.
 
-uvicorn's httptools protocol (the fast one, ~0.1 ms less per request than h11
-here) has no bound on a request's head: the parser gathers a header value piece
-by piece (quadratically for a long one), so a 64 MB header is accepted and one
+uvicorn's httptools protocol (a C parser; h11, the one that bounds a head,
+parses in pure Python on the hot path) has no bound on a request's head: the
+parser gathers a header value piece by piece (quadratically for a long one),
+so a 64 MB header is accepted and one
 of 128 MB froze every client for seconds; a connection that never finishes its
 headers is never closed; `limit_concurrency` only counts connections once a
 request's headers are in, so idle ones pile up until the process runs out of
