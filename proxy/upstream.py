@@ -129,8 +129,12 @@ def sse_error_event(exc: ProxyError) -> bytes:
 def _connect_reason(exc: BaseException) -> str:
     """A short, address-free reason for a failed connect."""
     cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, OSError):
+    seen: set[int] = set()  # a chain can loop (an exception that is its own context)
+    while cause is not None and not isinstance(cause, OSError) and id(cause) not in seen:
+        seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
+    if cause is not None and not isinstance(cause, OSError):
+        cause = None
     if isinstance(cause, socket.gaierror):
         return "name not resolved"
     errno_ = cause.errno if isinstance(cause, OSError) else None

@@ -79,3 +79,11 @@ def test_a_500_to_a_half_open_trial_gives_the_trial_back() -> None:
     assert b.allow(2.0)  # the trial
     b.request_failure(2.0, fingerprint=9)
     assert b.state(2.0) == "half-open" and b.allow(2.0)
+
+
+def test_connect_reason_ends_on_a_looping_exception_chain() -> None:
+    from proxy.upstream import _connect_reason
+
+    first, second = RuntimeError("a"), RuntimeError("b")
+    first.__context__, second.__context__ = second, first
+    assert _connect_reason(first) == "connection failed"
