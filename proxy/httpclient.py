@@ -439,17 +439,19 @@ class NativeClient:
 
     `max_idle_per_host` caps the idle connections kept per server (extra ones are
     closed on release); an idle connection older than `keepalive_expiry` seconds
-    is closed instead of reused: the default stays under the 5 s idle timeout of
-    uvicorn (vLLM) and cpp-httplib (llama-server), so a request is rarely written
-    to a connection the server is closing at that very moment, and one the
-    server has already closed is caught by `_Connection.stale` before reuse.
+    is closed instead of reused: the default stays well under the 5 s idle timeout
+    of uvicorn (vLLM) and cpp-httplib (llama-server), with room for a loaded event
+    loop, so a request is rarely written to a connection the server is closing at
+    that very moment (the request is not retried then: it may have reached the
+    server), and one the server has already closed is caught by `_Connection.stale`
+    before reuse.
     """
 
     def __init__(
         self,
         *,
         max_idle_per_host: int = 100,
-        keepalive_expiry: float = 4.0,
+        keepalive_expiry: float = 2.0,
         max_header_bytes: int = 64 * 1024,
         max_headers: int = 100,
     ) -> None:
