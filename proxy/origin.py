@@ -56,6 +56,22 @@ _METHODS = b"GET, POST, OPTIONS"
 #: response headers a browser client may read
 _EXPOSE = b"x-request-id, x-route-variant, x-route-class, x-route-reason, x-route-fallback-from"
 _WILDCARD_ADDRESSES = frozenset({"0.0.0.0", "::", ""})
+#: the request headers the rules read, by position in `OriginPolicy.check`
+_READ = {
+    name: i
+    for i, name in enumerate(
+        (
+            b"host",
+            b"origin",
+            b"sec-fetch-site",
+            b"content-type",
+            b"content-length",
+            b"transfer-encoding",
+            b"access-control-request-method",
+        )
+    )
+}
+_EMPTY = (b"0", b"")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +166,9 @@ class OriginPolicy:
         self.hosts = frozenset(hosts - {"*"})
         self.cors = frozenset(o for o in map(normalize_origin, cors_origins) if o is not None)
         self.body_paths = frozenset(body_paths)
+        #: `Host` values seen → allowed: clients use a handful, so the hot path skips
+        #: parsing; bounded, so a flood of made-up names can't grow it
+        self._hosts_seen: dict[bytes, str] = {}
 
     def host_allowed(self, name: str, local: str | None) -> bool:
         """Whether a `Host` name (no port, lower case) names this proxy."""
@@ -168,25 +187,16 @@ class OriginPolicy:
         local: str | None = None,
     ) -> Verdict:
         """The verdict for one request. `local` is the address the connection arrived at."""
-        host = origin = fetch_site = ctype = None
-        has_body = preflight = False
-        for key, value in headers:
-            if key == b"host":
-                host = value
-            elif key == b"origin":
-                origin = value
-            elif key == b"sec-fetch-site":
-                fetch_site = value
-            elif key == b"content-type":
-                ctype = value
-            elif key == b"content-length":
-                has_body = has_body or value.strip() not in (b"0", b"")
-            elif key == b"transfer-encoding":
-                has_body = True
-            elif key == b"access-control-request-method":
-                preflight = True
-        host_name, host_port = split_host(host.decode("latin-1")) if host else ("", None)
-        if host is not None and not self.host_allowed(host_name, local):
+        found: list[bytes | None] = [None] * len(_READ)
+        slot = _READ.get
+        for key, value in headers:  # one dict probe per header: the cheapest walk
+            i = slot(key)
+            if i is not None:
+                found[i] = value
+        host, origin, fetch_site, ctype, length, chunked, preflight = found
+        has_body = chunked is not None or (length is not None and length.strip() not in _EMPTY)
+        if host is not None and not self._host_ok(host, local):
+            host_name = split_host(host.decode("latin-1"))[0]
             return Verdict(
                 MisdirectedHost(
                     f"the Host header {host_name[:200]!r} does not name this proxy (a "
@@ -196,6 +206,7 @@ class OriginPolicy:
             )
         if origin is None and fetch_site is None:
             return self._body_verdict(method, path, ctype, has_body, None)
+        host_name, host_port = split_host(host.decode("latin-1")) if host else ("", None)
         allowed = self._cors_origin(origin)
         if allowed is None and not self._same_origin(origin, fetch_site, host_name, host_port):
             shown = origin[:200].decode("latin-1") if origin is not None else "another site"
@@ -205,9 +216,20 @@ class OriginPolicy:
                     "this proxy): list the page's origin in server.cors_origins to allow it"
                 )
             )
-        if preflight and method == "OPTIONS" and allowed is not None:
+        if preflight is not None and method == "OPTIONS" and allowed is not None:
             return Verdict(cors_origin=allowed, preflight=True)
         return self._body_verdict(method, path, ctype, has_body, allowed)
+
+    def _host_ok(self, host: bytes, local: str | None) -> bool:
+        # cached per Host value: "" when allowed whatever the connection, else its name
+        name = self._hosts_seen.get(host)
+        if name is None:
+            name = split_host(host.decode("latin-1"))[0]
+            if self.host_allowed(name, None):
+                name = ""
+            if len(self._hosts_seen) < 256:
+                self._hosts_seen[host] = name
+        return not name or (local is not None and name == local.strip("[]").lower())
 
     def _cors_origin(self, origin: bytes | None) -> bytes | None:
         """The Origin header as sent, when it is listed in `server.cors_origins`."""

@@ -334,3 +334,20 @@ def test_preflight_headers() -> None:
     allowed = headers[b"access-control-allow-headers"]
     assert all(h in allowed for h in (b"authorization", b"content-type", b"x-request-id"))
     assert headers[b"vary"] == b"Origin"
+
+
+def test_host_verdicts_are_cached_per_value_and_bounded() -> None:
+    rules = policy()
+    lan = [(b"host", b"10.0.0.7:8780")]
+    # the same Host value, reached on different local addresses: not mixed up by the cache
+    assert rules.check("GET", "/", lan, "10.0.0.7") is PASS
+    assert isinstance(rules.check("GET", "/", lan, "10.0.0.8").error, MisdirectedHost)
+    assert rules.check("GET", "/", lan, "10.0.0.7") is PASS
+    for i in range(1000):  # a flood of made-up names
+        made_up = [(b"host", b"x%d.rebind.evil" % i)]
+        assert isinstance(rules.check("GET", "/", made_up, None).error, MisdirectedHost)
+    assert len(rules._hosts_seen) <= 256
+    assert rules.check("GET", "/", [(b"host", b"localhost:1")], None) is PASS
+    assert isinstance(
+        rules.check("GET", "/", [(b"host", b"x999.rebind.evil")]).error, MisdirectedHost
+    )
