@@ -218,7 +218,8 @@ def test_stalled_reader_keeps_proxy_memory_flat(big_stream_proxy: tuple[str, int
     host, port = url.removeprefix("http://").split(":")
     body = _request("instruct", "stalled-reader", stream=True)
     request = (
-        b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        b"content-type: application/json\r\n"
         + f"content-length: {len(body)}\r\n\r\n".encode()
         + body
     )
