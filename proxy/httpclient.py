@@ -20,11 +20,13 @@ does the least that relaying needs:
 * no read timeout: the relay races its own first-byte/idle/total deadlines;
 * bounded: the status line and headers may take at most `max_header_bytes`
   bytes and `max_headers` fields (endless headers are an error, never memory);
-* no resending: a pooled connection is checked before it is reused (is the
-  socket readable? an idle keep-alive connection has nothing to say unless
-  the server closed it), so a connection the server dropped while idle is
-  replaced before a byte of the request is written, and nothing is ever sent
-  twice: a request that failed after it was written may have been run.
+* resending only on a reused connection that answered nothing: a pooled
+  connection is checked before it is reused (is the socket readable? an idle
+  keep-alive connection has nothing to say unless the server closed it); if the
+  server closes it anyway at that moment (llama-server closes a connection right
+  after a stream) and no byte of an answer came back, the request goes once more
+  on a new connection. A failure on a new connection is never retried: that
+  request may have been run.
 
 Its surface mirrors the part of httpx the relay uses, and its errors subclass
 httpx's, so `proxy.upstream._translate` maps them unchanged::
@@ -492,8 +494,21 @@ class NativeClient:
         origin = self._origins.get(url) or self._origin(url)
         raw = _request_head(method, origin, headers, len(content))
         conn = self._acquire(origin.key)
-        if conn is None:
-            conn = await self._connect(origin.key, connect_timeout)
+        if conn is not None:
+            try:
+                return await self._exchange(conn, raw, content, write_timeout)
+            except (RemoteProtocolError, ReadError, WriteError):
+                # A kept-alive connection the server closed just as it was reused (llama-
+                # server closes one right after a stream; the close can race the next
+                # request), and nothing came back: the request goes once more, on a new
+                # connection. A new connection's failure is never retried.
+                pass
+        conn = await self._connect(origin.key, connect_timeout)
+        return await self._exchange(conn, raw, content, write_timeout)
+
+    async def _exchange(
+        self, conn: _Connection, raw: bytes, content: bytes, write_timeout: float
+    ) -> NativeResponse:
         self._active.add(conn)
         try:
             head = conn.start(raw + content if content else raw)

@@ -367,7 +367,8 @@ class Relay:
         try:
             # Sent once: a failure after the request was written fails this attempt (the
             # server may have run it). A pooled connection the server had closed while idle
-            # never gets that far: the native client replaces it before writing.
+            # is replaced by the native client before writing, or resent once on a new
+            # connection if it closes at that moment without answering anything.
             response = await self._send_request(target, content)
         except httpx.HTTPError as exc:
             raise _translate(exc, target, "before responding", self.expose_errors) from exc

@@ -252,11 +252,12 @@ def test_a_request_cut_at_the_drain_limit_gets_an_openai_error(
 def test_a_request_that_drops_the_connection_is_sent_once(
     tmp_path: Path, flaky: FaultyUpstream, steady: FaultyUpstream, fault: str
 ) -> None:
+    # on a new connection: a request that failed there may have been run, so it is not
+    # resent (a reused keep-alive connection that answered nothing is; see httpclient)
     with running(tmp_path, config(flaky.url, steady.url)) as h:
-        assert post(h.url, chat("flaky")).status_code == 200  # leaves a pooled connection
         r = post(h.url, chat("flaky", fault={"mode": fault}))
     assert r.status_code == 502
-    assert [hit.mode for hit in flaky.posts()] == ["ok", fault]
+    assert [hit.mode for hit in flaky.posts()] == [fault]
 
 
 def test_a_stale_idle_keepalive_is_replaced_and_the_request_served(
