@@ -160,6 +160,20 @@ async def route_explain(request: Request) -> Response:
     return _json(decision)
 
 
+async def route_replay(request: Request) -> Response:
+    """The decision a past request got, by the replay id its answer carried."""
+    proxy = _proxy(request)
+    proxy.keys.check(request.headers.raw)  # it shows what requests asked: keys apply
+    replay_id = request.path_params["replay_id"]
+    found = proxy.dispatcher.replays.get(replay_id)
+    if found is None:
+        raise EndpointNotFound(
+            f"no decision kept for replay id {replay_id[:80]!r} (the log keeps the last "
+            "server.replay_size requests of this process)"
+        )
+    return _json(found.as_dict(replay_id))
+
+
 async def reload(request: Request) -> Response:
     proxy = _proxy(request)
     await _body(request)  # not used, but read within the limits like every body
@@ -215,6 +229,7 @@ class ProxyApp:
             Route("/backends", _admin(backends), methods=["GET"]),
             Route("/pins", _admin(pins), methods=["GET"]),
             Route("/route/explain", _admin(route_explain), methods=["POST"]),
+            Route("/route/explain/{replay_id}", _admin(route_replay), methods=["GET"]),
             Route("/admin/reload", _admin(reload), methods=["POST"]),
         ]
         self.app = Starlette(

@@ -29,6 +29,7 @@ from pydantic import (
 from .classify import CLASSES, ClassifierConfig
 from .errors import ConfigError, ConfigIssue
 from .origin import normalize_origin
+from .quirks import QUIRKS
 
 __all__ = [
     "CLASSES",
@@ -331,6 +332,24 @@ class ServerConfig(_Strict):
     allowed_hosts: list[str] = Field(default_factory=list)
     #: browser origins (`http://host:port`) allowed cross-origin, with CORS headers
     cors_origins: list[str] = Field(default_factory=list)
+    #: the routed variant in answers (`proxy.rewrite`): `model` rewritten to its public
+    #: name and an `x_route` object added; auto: when the proxy chose (`auto`, a class)
+    show_variant: Literal["auto", "always", "off"] = "auto"
+    #: known-quirk repairs to skip (`proxy.quirks`), by repair or quirk name, or "all"
+    repairs_off: list[str] = Field(default_factory=list)
+    #: routing decisions kept for `GET /route/explain/{replay_id}`; 0: no replay ids
+    replay_size: int = Field(1024, ge=0)
+
+    @field_validator("repairs_off")
+    @classmethod
+    def _repairs(cls, value: list[str]) -> list[str]:
+        known = {"all"} | {q.repair for q in QUIRKS} | {q.name for q in QUIRKS}
+        wrong = [name for name in value if name not in known]
+        if wrong:
+            raise ValueError(
+                f"unknown repair {wrong[0]!r}; expected one of: {', '.join(sorted(known))}"
+            )
+        return value
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -32,11 +32,13 @@ from typing import Any
 
 import httpx
 
+from . import contextwindow
 from .adapt import ChatAnswerSend
 from .classify import CLASSES
 from .errors import (
     BackendStartError,
     ClientGone,
+    ContextLengthExceeded,
     ProxyError,
     QueueFull,
     QueueTimeout,
@@ -48,6 +50,9 @@ from .errors import (
 from .httpclient import NativeClient
 from .metrics import Metrics
 from .pinning.guard import PinGuard
+from .quirks import StreamRepair, repairs_for
+from .replay import Replay, ReplayLog
+from .rewrite import AnswerRewrite, Shown
 from .routing import Decision, Eligibility, Ranker
 from .runtime import BackendState, Runtime
 from .sticky import TaskMemory
@@ -147,6 +152,8 @@ class Dispatcher:
         self.rank = rank
         #: task stickiness, kept across reloads (its bounds follow the running config)
         self.memory = memory or TaskMemory()
+        #: recent decisions by replay id, for `GET /route/explain/{replay_id}`
+        self.replays = ReplayLog()
 
     # -- deciding -----------------------------------------------------------------------------
 
@@ -167,15 +174,78 @@ class Dispatcher:
         return eligible
 
     def decide(
-        self, rt: Runtime, endpoint: str, payload: Mapping[str, Any], *, learn: bool = True
+        self,
+        rt: Runtime,
+        endpoint: str,
+        payload: Mapping[str, Any],
+        *,
+        learn: bool = True,
+        counted: tuple[int, str] | None = None,
     ) -> Decision:
         """The routing decision for one parsed request; `learn=False` (an explanation)
         reads the task memory without changing it."""
         sticky = rt.cfg.classifier.stickiness
         self.memory.max_tasks, self.memory.ttl = sticky.max_tasks, sticky.ttl_seconds
         return rt.decide(
-            endpoint, payload, self.eligibility(rt), self.rank, self.memory, learn=learn
+            endpoint,
+            payload,
+            self.eligibility(rt),
+            self.rank,
+            self.memory,
+            learn=learn,
+            counted=counted,
         )
+
+    async def decide_counted(
+        self, rt: Runtime, endpoint: str, payload: Mapping[str, Any], *, learn: bool = True
+    ) -> Decision:
+        """`decide`, then, when the estimated prompt is close to a window that mattered and
+        a llama-server serves one of those variants, again with its `/tokenize` count."""
+        try:
+            decision = self.decide(rt, endpoint, payload, learn=learn)
+        except ContextLengthExceeded as exc:
+            counted = await self._count(rt, payload, exc.variants, exc.extra)
+            if counted is None:
+                raise
+            # the first decide has already learned the task's class
+            return self.decide(rt, endpoint, payload, learn=False, counted=counted)
+        context = decision.context
+        if context is None or context.get("counted_by") != "estimate":
+            return decision
+        windows = {k: v["tokens"] for k, v in context["windows"].items()}
+        facts = {"prompt_tokens": context["prompt_tokens"], "windows": windows}
+        counted = await self._count(rt, payload, tuple(windows), facts)
+        if counted is None:
+            return decision
+        return self.decide(rt, endpoint, payload, learn=False, counted=counted)
+
+    async def _count(
+        self,
+        rt: Runtime,
+        payload: Mapping[str, Any],
+        variants: tuple[str, ...],
+        facts: Mapping[str, Any],
+    ) -> tuple[int, str] | None:
+        """The prompt's tokens by a healthy llama-server serving one of `variants`, when
+        the estimate in `facts` is close enough to a window for the count to matter."""
+        windows = facts.get("windows") or {"": facts.get("context_window", 0)}
+        max_tokens = payload.get("max_tokens")
+        reserve = max_tokens if isinstance(max_tokens, int) else None
+        if not contextwindow.borderline(int(facts["prompt_tokens"]), windows.values(), reserve):
+            return None
+        for variant in variants:
+            for backend in rt.cfg.variants[variant].backends:
+                state = rt.backends[backend]
+                if rt.cfg.backends[backend].kind != "llamacpp" or not state.windows:
+                    continue
+                if state.health is None or not state.health.ok:
+                    continue
+                tokens = await contextwindow.count(
+                    self.client, rt.urls[backend], rt.headers[backend], payload
+                )
+                if tokens is not None:
+                    return tokens, f"llama-server /tokenize ({backend})"
+        return None
 
     def _replicas(self, rt: Runtime, variant: str) -> list[str]:
         """The variant's backends, usable ones first, by fewest requests in flight."""
@@ -216,7 +286,7 @@ class Dispatcher:
     ) -> None:
         """Decide, then relay to the first candidate that answers. Fills `outcome`."""
         t0 = time.perf_counter()
-        decision = self.decide(rt, endpoint, payload)
+        decision = await self.decide_counted(rt, endpoint, payload)
         self.metrics.classification_seconds.observe(time.perf_counter() - t0)
         if decision.cls in CLASSES and decision.rule != "model":
             self.metrics.classifications.labels(decision.cls, decision.rule).inc()
@@ -227,10 +297,45 @@ class Dispatcher:
             (b"x-route-class", decision.cls.encode()),
             (b"x-route-reason", header_safe(decision.reason)),
         ]
+        replay_id: str | None = None
+        if rt.cfg.server.replay_size > 0:
+            replay_id = self.replays.new_id()
+            self.replays.size = rt.cfg.server.replay_size
+            self.replays.add(replay_id, Replay(endpoint, decision, outcome))
+            headers.append((b"x-route-replay", replay_id.encode()))
         stream = bool(payload.get("stream", False)) and endpoint != "embeddings"
         await self._attempts(
-            rt, endpoint, decision, payload, raw, stream, headers, send, watch, outcome
+            rt, endpoint, decision, payload, raw, stream, headers, send, watch, outcome, replay_id
         )
+
+    def _reply(
+        self,
+        rt: Runtime,
+        endpoint: str,
+        attempt: _Attempt,
+        decision: Decision,
+        stream: bool,
+        send: Send,
+        replay_id: str | None,
+    ) -> Send:
+        """The `send` one attempt's answer goes through: as it is, or repaired (a backend
+        with a known quirk, `proxy.quirks`) and labelled (`server.show_variant`)."""
+        if endpoint == "embeddings":
+            return send
+        server = rt.cfg.server
+        repairs: frozenset[str] = frozenset()
+        if stream and endpoint == "chat" and "all" not in server.repairs_off:
+            kind = rt.cfg.backends[attempt.backend].kind
+            version = rt.backends[attempt.backend].version
+            repairs = repairs_for(kind, version, frozenset(server.repairs_off))
+        show = server.show_variant == "always" or (
+            server.show_variant == "auto" and decision.cls != "direct"
+        )
+        shown = Shown(attempt.variant, decision.cls, replay_id) if show else None
+        if not repairs and shown is None:
+            return send
+        repair = StreamRepair(repairs) if repairs else None
+        return AnswerRewrite(send, repair=repair, shown=shown)
 
     async def _attempts(
         self,
@@ -244,6 +349,7 @@ class Dispatcher:
         send: Send,
         watch: asyncio.Future[Any],
         outcome: Outcome,
+        replay_id: str | None = None,
     ) -> None:
         relay = self.relay(rt)
         attempts = [_Attempt(v, b) for v in decision.candidates for b in self._replicas(rt, v)]
@@ -281,7 +387,8 @@ class Dispatcher:
             target = self._target(rt, attempt, upstream.path, obs)
             content = upstream.body
             # a chat request a base model served: the answer goes back in chat's shape
-            reply = ChatAnswerSend(send) if upstream.adaptation == "transcript" else send
+            reply = self._reply(rt, endpoint, attempt, decision, stream, send, replay_id)
+            reply = ChatAnswerSend(reply) if upstream.adaptation == "transcript" else reply
             try:
                 await self._attempt(
                     relay,

@@ -3,6 +3,7 @@
     ProxyError                        any error a client can be told about
     ├── RequestError                  the client's request is wrong (4xx)
     │   ├── InvalidRequest            400 bad JSON, missing or mistyped field
+    │   │   └── ContextLengthExceeded 400 the prompt fits no candidate's serving window
     │   ├── Unauthorized              401 missing or wrong API key
     │   ├── ForbiddenOrigin           403 a cross-origin browser request (`server.cors_origins`)
     │   ├── ModelNotFound             404 unknown model name
@@ -76,6 +77,7 @@ __all__ = [
     "QueueFull",
     "QueueTimeout",
     "ConfigError",
+    "ContextLengthExceeded",
     "ConfigIssue",
     "EndpointNotFound",
     "ForbiddenOrigin",
@@ -152,6 +154,17 @@ class RequestError(ProxyError):
 
 class InvalidRequest(RequestError):
     pass
+
+
+class ContextLengthExceeded(InvalidRequest):
+    """OpenAI's `context_length_exceeded`, with the numbers in `extra`; `variants` are
+    the ones whose windows were too small (for a second look with a real count)."""
+
+    code = "context_length_exceeded"
+
+    def __init__(self, variants: tuple[str, ...], message: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.variants = variants
 
 
 class Unauthorized(RequestError):

@@ -51,6 +51,14 @@ class Needs:
     tools: bool = False
     prompt_tokens: Callable[[], int] | None = None
     max_tokens: int | None = None
+    #: serving windows learned from the backends (`proxy.contextwindow`), by variant; they
+    #: take the place of a variant's declared `context_window` (already capped by it)
+    windows: Mapping[str, int] | None = None
+
+    def window(self, name: str, declared: int | None) -> int | None:
+        """The window variant `name` serves: learned if known, else declared."""
+        learned = self.windows.get(name) if self.windows is not None else None
+        return learned if learned is not None else declared
 
     def context_reason(self, window: int) -> str | None:
         """Why a variant with a `window`-token context can't take the request, or None."""
@@ -90,6 +98,9 @@ class Decision:
     #: what the first candidate changes in the request: `adapted` (a chat request as a
     #: plain transcript, infill as prefix-only), the defaults it fills in, and `capped`
     applied: Mapping[str, Any] | None = field(default=None, compare=False)
+    #: the prompt's size against the candidates' windows, when a window was consulted:
+    #: `prompt_tokens`, `counted_by` (an estimate or a tokenizer) and `windows`
+    context: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         out = {
@@ -105,6 +116,8 @@ class Decision:
             out.update(self.reading)
         if self.applied:
             out["applied"] = dict(self.applied)
+        if self.context:
+            out["context"] = dict(self.context)
         return out
 
 
@@ -145,8 +158,9 @@ class Router:
         variant = self.cfg.variants[name]
         if needs.tools and variant.tools is False:
             return "cannot call tools (tools: false)"
-        if variant.context_window is not None:
-            return needs.context_reason(variant.context_window)
+        window = needs.window(name, variant.context_window)
+        if window is not None:
+            return needs.context_reason(window)
         return None
 
     def candidates(

@@ -12,19 +12,25 @@ import json
 import os
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any, NoReturn
 
 import orjson
 
-from . import fim, prompting
+from . import contextwindow, fim, prompting
 from .adapt import Adaptation, UpstreamRequest
 from .backends import HealthResult
 from .breaker import CircuitBreaker
 from .classify import Classification, Classifier, LazySignals, is_continuation
 from .config import Backend, Breaker, RouterConfig, Timeouts
-from .errors import InvalidRequest, ModelNotFound, Unavailable, UpstreamBusy
+from .errors import (
+    ContextLengthExceeded,
+    InvalidRequest,
+    ModelNotFound,
+    Unavailable,
+    UpstreamBusy,
+)
 from .limits import Limiter
 from .routing import Decision, Eligibility, Needs, Ranker, Router
 from .sticky import TaskMemory
@@ -121,6 +127,10 @@ class BackendState:
         self.limiter = Limiter(spec.max_concurrency, spec.max_queue, spec.queue_timeout)
         self.in_flight = 0
         self.health: HealthResult | None = None
+        #: serving windows learned at probe time (`proxy.contextwindow`), by model
+        self.windows: dict[str, contextwindow.Window] = {}
+        #: the server's version, when its kind says it (quirks depend on it)
+        self.version: str | None = None
 
 
 class Runtime:
@@ -171,11 +181,13 @@ class Runtime:
         memory: TaskMemory | None = None,
         *,
         learn: bool = True,
+        counted: tuple[int, str] | None = None,
     ) -> Decision:
         """Classify (when asked to) and order the candidates. Pure apart from a random draw
         and `memory`, the task stickiness, which a real request updates (`learn`) and an
-        explanation only reads."""
+        explanation only reads. `counted`: the prompt's tokens by a tokenizer, and which."""
         model = str(payload["model"])
+        size = _PromptSize(payload, counted)
         target = self.router.resolve(model)
         if target is None:
             names = ", ".join(self.router.known_names())
@@ -187,6 +199,7 @@ class Runtime:
         # the classifier, the infill check below, or body_for (through the Decision).
         prompt_fim = fim.PromptFim.of(payload) if endpoint == "completions" else None
         if target.kind == "variant":
+            self._fits(target.name, endpoint, payload, size)
             return Decision(
                 cls="direct",
                 rule="model",
@@ -195,6 +208,7 @@ class Runtime:
                 candidates=(target.name,),
                 prompt_fim=prompt_fim,
                 applied=self.applied(target.name, endpoint, payload, prompt_fim),
+                context=size.shown(self.windows((target.name,))),
             )
         lazy: LazySignals | None = None
         signals: Mapping[str, Any] = {}
@@ -210,7 +224,8 @@ class Runtime:
             reading = _reading(found)
             if memory is not None and self.cfg.classifier.stickiness.enabled:
                 cls, rule, reason = _stick(memory, found, reading, learn=learn)
-        needs = self._needs(endpoint, payload, prompt_fim, lazy)
+        windows = self.windows(c.variant for c in self.router.route(cls))
+        needs = self._needs(endpoint, payload, prompt_fim, lazy, size, windows)
         draw = random.random()
         candidates, skipped = self.router.candidates(
             cls, needs=needs, eligible=eligible, draw=draw, rank=rank
@@ -223,7 +238,7 @@ class Runtime:
                 cls, needs=relaxed, eligible=eligible, draw=draw, rank=rank
             )
         if not candidates:
-            self._refuse(cls, skipped)
+            self._refuse(cls, skipped, size, windows)
         return Decision(
             cls=cls,
             rule=rule,
@@ -235,7 +250,37 @@ class Runtime:
             prompt_fim=prompt_fim,
             reading=reading,
             applied=self.applied(candidates[0], endpoint, payload, prompt_fim),
+            context=size.shown(windows),
         )
+
+    def windows(self, variants: Iterable[str]) -> dict[str, contextwindow.Window]:
+        """The window each of `variants` serves, where one is known: the smallest its
+        backends were seen serving, capped by its declared `context_window`."""
+        out: dict[str, contextwindow.Window] = {}
+        for name in variants:
+            spec = self.cfg.variants[name]
+            found: contextwindow.Window | None = None
+            if spec.context_window is not None:
+                found = contextwindow.Window(spec.context_window, "config context_window")
+            for backend in spec.backends:
+                learned = self.backends[backend].windows
+                seen = learned.get(spec.model) or learned.get(contextwindow.ANY)
+                if seen is not None and (found is None or seen.tokens < found.tokens):
+                    found = seen
+            if found is not None:
+                out[name] = found
+        return out
+
+    def _fits(
+        self, variant: str, endpoint: str, payload: Mapping[str, Any], size: _PromptSize
+    ) -> None:
+        """400 `context_length_exceeded` when a request that names its variant can't fit."""
+        window = self.windows((variant,)).get(variant)
+        if window is None or endpoint == "embeddings":
+            return
+        max_tokens = _max_tokens(payload)
+        if size.tokens() + (max_tokens or 0) > window.tokens:
+            raise _too_long(size, {variant: window}, max_tokens)
 
     def _needs(
         self,
@@ -243,20 +288,35 @@ class Runtime:
         payload: Mapping[str, Any],
         prompt_fim: fim.PromptFim | None,
         lazy: LazySignals | None,
+        size: _PromptSize,
+        windows: Mapping[str, contextwindow.Window],
     ) -> Needs:
         """What the request needs of a variant: infill, tools, room for its prompt."""
         infill = wants_infill(payload, prompt_fim)
         reading = lazy or LazySignals(endpoint, payload, frozenset())
-        max_tokens = reading.get("max_tokens")
         return Needs(
             infill=infill,
             chat=endpoint == "chat",
             tools=bool(reading.get("needs_tools")),
-            prompt_tokens=lambda: int(reading.get("tokens")),
-            max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None,
+            prompt_tokens=None if endpoint == "embeddings" else size.tokens,
+            max_tokens=_max_tokens(payload),
+            windows={name: w.tokens for name, w in windows.items()},
         )
 
-    def _refuse(self, cls: str, skipped: Mapping[str, str]) -> NoReturn:
+    def _refuse(
+        self,
+        cls: str,
+        skipped: Mapping[str, str],
+        size: _PromptSize | None = None,
+        windows: Mapping[str, contextwindow.Window] | None = None,
+    ) -> NoReturn:
+        if (
+            size is not None
+            and windows
+            and skipped
+            and all(why.startswith("context window") for why in skipped.values())
+        ):
+            raise _too_long(size, {v: windows[v] for v in skipped if v in windows}, None, skipped)
         why = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "empty route"
         busy = [self._busy_backends(v) for v in skipped]
         if skipped and all(busy):
@@ -378,6 +438,64 @@ class Runtime:
                         exact[key] = out[key]
             content = json.dumps(exact, ensure_ascii=False, separators=(",", ":")).encode()
         return content
+
+
+def _max_tokens(payload: Mapping[str, Any]) -> int | None:
+    """The answer's length the request reserves (`max_completion_tokens` or `max_tokens`)."""
+    for key in ("max_completion_tokens", "max_tokens"):
+        value = payload.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+class _PromptSize:
+    """The prompt's tokens, worked out once and only if a window asks: a real count when
+    the dispatcher got one, else `contextwindow.estimate`."""
+
+    def __init__(self, payload: Mapping[str, Any], counted: tuple[int, str] | None) -> None:
+        self._payload = payload
+        self._value = counted[0] if counted is not None else None
+        self.counted_by = counted[1] if counted is not None else "estimate"
+
+    def tokens(self) -> int:
+        if self._value is None:
+            self._value = contextwindow.estimate(self._payload)
+        return self._value
+
+    def shown(self, windows: Mapping[str, contextwindow.Window]) -> dict[str, Any] | None:
+        """For explanations: the count and the windows it was held against."""
+        if not windows:
+            return None
+        return {
+            "prompt_tokens": self.tokens(),
+            "counted_by": self.counted_by,
+            "windows": {n: {"tokens": w.tokens, "source": w.source} for n, w in windows.items()},
+        }
+
+
+def _too_long(
+    size: _PromptSize,
+    windows: Mapping[str, contextwindow.Window],
+    max_tokens: int | None,
+    skipped: Mapping[str, str] | None = None,
+) -> ContextLengthExceeded:
+    """OpenAI's `context_length_exceeded`, with the numbers."""
+    largest = max(w.tokens for w in windows.values())
+    prompt = size.tokens()
+    answer = f" and max_tokens {max_tokens}" if max_tokens else ""
+    why = "; ".join(f"{k}: {v}" for k, v in (skipped or {}).items())
+    names = ", ".join(windows)
+    return ContextLengthExceeded(
+        tuple(windows),
+        f"This request needs ~{prompt} prompt tokens{answer} ({size.counted_by}); the largest "
+        f"serving context window of the variants that could take it ({names}) is {largest} "
+        f"tokens. Shorten the messages or ask for a variant with a larger window"
+        + (f" ({why})" if why else "")
+        + ".",
+        param="messages",
+        extra={"prompt_tokens": prompt, "context_window": largest, "counted_by": size.counted_by},
+    )
 
 
 #: how much of the ask an explanation shows

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from . import contextwindow
 from .auth import KeyRing, load_keys
 from .backends import HealthResult, adapter_for
 from .classify import CLASSES
@@ -346,8 +347,33 @@ class Proxy:
             state.health = result
             if result.ok and was_ok is False:
                 await self._backend_up(name)
+            if result.ok and (was_ok is not True or not state.windows):
+                await self._learn_windows(name, state, result)
         self.metrics.backend_up.labels(name).set(1 if result.ok else 0)
         return result
+
+    async def _learn_windows(self, name: str, state: BackendState, health: HealthResult) -> None:
+        """What the backend serves (its context windows, its version), read when it comes
+        up and kept until it next does: never on a request's path."""
+        rt = self.runtime
+        kind = rt.cfg.backends[name].kind
+        if kind == "ollama" and health.detail.startswith("ollama "):
+            state.version = health.detail.removeprefix("ollama ")
+        models = {v.model for v in rt.cfg.variants.values() if name in v.backends}
+        state.windows = await contextwindow.learn(
+            kind,
+            self.client,
+            rt.urls[name],
+            rt.headers[name],
+            sorted(models),
+            version=state.version,
+        )
+        if state.windows:
+            log.info(
+                "backend %s serves context windows %s",
+                name,
+                ", ".join(f"{m}: {w.tokens} ({w.source})" for m, w in state.windows.items()),
+            )
 
     async def probe_all(self) -> dict[str, HealthResult]:
         names = list(self.runtime.cfg.backends)
@@ -387,7 +413,12 @@ class Proxy:
                 "in_flight": state.in_flight,
                 "queued": state.limiter.queued,
                 "max_concurrency": spec.max_concurrency,
+                "context_windows": {
+                    m: {"tokens": w.tokens, "source": w.source} for m, w in state.windows.items()
+                },
             }
+            if state.version is not None:
+                item["version"] = state.version
             proc = self.managed.get(name)
             if proc is not None:
                 item["managed"] = {
