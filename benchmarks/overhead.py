@@ -62,6 +62,10 @@ SCENARIOS = (
         "chat-auto", stream=False, large=False, rates=(200,), quick_rates=(200,), model="auto"
     ),
     Scenario("chat-stream", stream=True, large=False, rates=(100, 200), quick_rates=(200,)),
+    # classified, and the variant's name written into every chunk (server.show_variant)
+    Scenario(
+        "chat-stream-auto", stream=True, large=False, rates=(200,), quick_rates=(200,), model="auto"
+    ),
     Scenario("chat-large", stream=False, large=True, rates=(100, 200), quick_rates=(200,)),
     Scenario("chat-stream-large", stream=True, large=True, rates=(100,), quick_rates=()),
 )
