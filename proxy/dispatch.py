@@ -46,6 +46,7 @@ from .errors import (
     UpstreamError,
     UpstreamStatusError,
     UpstreamUnreachable,
+    status_of,
 )
 from .httpclient import NativeClient
 from .metrics import Metrics
@@ -297,16 +298,38 @@ class Dispatcher:
             (b"x-route-class", decision.cls.encode()),
             (b"x-route-reason", header_safe(decision.reason)),
         ]
+        replay: Replay | None = None
         replay_id: str | None = None
         if rt.cfg.server.replay_size > 0:
-            replay_id = self.replays.new_id()
+            replay_id, replay = self.replays.new_id(), Replay(endpoint, decision)
             self.replays.size = rt.cfg.server.replay_size
-            self.replays.add(replay_id, Replay(endpoint, decision, outcome))
+            self.replays.add(replay_id, replay)
             headers.append((b"x-route-replay", replay_id.encode()))
         stream = bool(payload.get("stream", False)) and endpoint != "embeddings"
-        await self._attempts(
-            rt, endpoint, decision, payload, raw, stream, headers, send, watch, outcome, replay_id
-        )
+        try:
+            await self._attempts(
+                rt,
+                endpoint,
+                decision,
+                payload,
+                raw,
+                stream,
+                headers,
+                send,
+                watch,
+                outcome,
+                replay_id,
+            )
+        except ProxyError as exc:
+            if replay is not None:
+                replay.served_by, replay.status = None, status_of(exc)
+            raise
+        except ClientGone:
+            if replay is not None:
+                replay.served_by, replay.status = outcome.variant, 499
+            raise
+        if replay is not None:
+            replay.served_by, replay.status = outcome.variant, outcome.status
 
     def _reply(
         self,

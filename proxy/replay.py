@@ -16,35 +16,30 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from .routing import Decision
 
-__all__ = ["Replay", "ReplayLog", "Result"]
-
-
-class Result(Protocol):
-    """What came of a request (the dispatcher's `Outcome`, filled in as it goes)."""
-
-    variant: str
-    status: int
+__all__ = ["Replay", "ReplayLog"]
 
 
 @dataclass(slots=True)
 class Replay:
-    """One request's decision and what came of it."""
+    """One request's decision and, once it is over, what came of it (the variant that
+    served after any fallback, and the status; None while in flight)."""
 
     endpoint: str
     decision: Decision
-    result: Result
     at: float = field(default_factory=time.time)
+    served_by: str | None = None
+    status: int | None = None
 
     def as_dict(self, replay_id: str) -> dict[str, Any]:
         out: dict[str, Any] = {"replay_id": replay_id, "endpoint": self.endpoint}
         out["at"] = self.at
         out.update(self.decision.as_dict())
-        out["served_by"] = self.result.variant
-        out["status"] = self.result.status
+        out["served_by"] = self.served_by
+        out["status"] = self.status
         return out
 
 

@@ -63,13 +63,16 @@ def config(small: str, large: str | None = None, **server: Any) -> dict[str, Any
 
 
 @contextlib.contextmanager
-def proxy_for(tmp_path: Path, data: dict[str, Any], backends: int = 1) -> Iterator[str]:
+def proxy_for(
+    tmp_path: Path, data: dict[str, Any], backends: int = 1, keyed: bool = False
+) -> Iterator[str]:
     """The proxy on a real socket, once it has learned every backend's windows."""
     path = write_config(tmp_path, data)
+    auth = {"authorization": "Bearer sk-quirk-one"} if keyed else {}
     with run_server(create_app(path)) as url:
         deadline = time.monotonic() + 20
         while True:
-            status = httpx.get(url + "/backends", timeout=5).json()["backends"]
+            status = httpx.get(url + "/backends", headers=auth, timeout=5).json()["backends"]
             learned = [b for b in status.values() if b["context_windows"]]
             if len(learned) == backends:
                 break
@@ -243,3 +246,26 @@ def test_a_replay_id_nobody_was_given_is_a_404(
         )
     assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found"
     assert foreign.status_code == 403
+
+
+def test_replays_need_a_key_when_keys_are_set_and_a_local_host(
+    ollama: tuple[FakeOllama, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, upstream = ollama
+    monkeypatch.setenv("VP_QUIRK_KEYS", "sk-quirk-one")
+    data = config(upstream, auth={"api_keys_env": "VP_QUIRK_KEYS", "protect_admin": False})
+    with proxy_for(tmp_path, data, keyed=True) as url:
+        sdk = openai.OpenAI(base_url=url + "/v1", api_key="sk-quirk-one", max_retries=0)
+        with sdk:
+            raw = sdk.chat.completions.with_raw_response.create(model="auto", messages=ASK)
+        where = f"{url}/route/explain/{raw.headers['x-route-replay']}"
+        anonymous = httpx.get(where, timeout=5)
+        keyed = httpx.get(where, headers={"authorization": "Bearer sk-quirk-one"}, timeout=5)
+        rebound = httpx.get(
+            where,
+            headers={"authorization": "Bearer sk-quirk-one", "host": "rebind.evil"},
+            timeout=5,
+        )
+    assert anonymous.status_code == 401
+    assert keyed.status_code == 200 and keyed.json()["served_by"] == "qwen"
+    assert rebound.status_code == 421
