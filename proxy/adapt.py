@@ -29,8 +29,9 @@ __all__ = ["Adaptation", "ChatAnswerSend", "UpstreamRequest"]
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 #: "transcript": a chat request rendered as a plain prompt for a base model;
-#: "prefix-only": an infill request sent without its suffix to a model without FIM
-Adaptation = Literal["transcript", "prefix-only"]
+#: "prefix-only": an infill request sent without its suffix to a model without FIM;
+#: "ollama-native": a chat request sent to Ollama's /api/chat to set num_ctx
+Adaptation = Literal["transcript", "prefix-only", "ollama-native"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,8 @@ class UpstreamRequest:
             return [(b"x-route-chat", b"transcript")]
         if self.adaptation == "prefix-only":
             return [(b"x-route-fim", b"prefix-only")]
+        if self.adaptation == "ollama-native":
+            return [(b"x-route-chat", b"ollama-native")]
         return []
 
 

@@ -157,6 +157,10 @@ class Variant(_Strict):
     #: the context window the variant's server runs with (tokens); a request estimated
     #: not to fit skips the variant. None: not declared, never skipped for size.
     context_window: int | None = Field(None, gt=0)
+    #: Ollama only: the context window to run the model with. Ollama's OpenAI endpoint
+    #: can't take it, so chat goes to its native /api/chat with `options.num_ctx`
+    #: (proxy.ollamanative); None: the server's own window (learned, proxy.contextwindow)
+    num_ctx: int | None = Field(None, gt=0)
     #: can drive tool calls; false: a request that offers tools skips the variant.
     #: None: not declared, never skipped for tools.
     tools: bool | None = None
@@ -523,6 +527,12 @@ def _check_variants(cfg: RouterConfig) -> list[ConfigIssue]:
                         f"{path}.replicas.{i}", f"unknown backend {replica!r} (known: {known})"
                     )
                 )
+        if variant.num_ctx is not None and any(
+            cfg.backends[b].kind != "ollama" for b in variant.backends if b in cfg.backends
+        ):
+            issues.append(
+                ConfigIssue(f"{path}.num_ctx", "only for ollama backends (others: context_window)")
+            )
         for key, label in [(name, path), *((a, f"{path}.aliases") for a in variant.aliases)]:
             if not _NAME.match(key):
                 issues.append(ConfigIssue(label, f"{key!r} is not a valid model name"))

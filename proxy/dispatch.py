@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 
 from . import contextwindow
-from .adapt import ChatAnswerSend
+from .adapt import Adaptation, ChatAnswerSend
 from .classify import CLASSES
 from .errors import (
     BackendStartError,
@@ -50,6 +50,7 @@ from .errors import (
 )
 from .httpclient import NativeClient
 from .metrics import Metrics
+from .ollamanative import NativeAnswerSend
 from .pinning.guard import PinGuard
 from .quirks import StreamRepair, repairs_for
 from .replay import Replay, ReplayLog
@@ -129,6 +130,23 @@ def _judge(state: BackendState, exc: UpstreamError, content: bytes) -> bool:
         return breaker.state(now) != "half-open"  # a trial it answered is no verdict
     breaker.failure(now, exc.summary)
     return True
+
+
+def _adapted(
+    send: Send, adaptation: Adaptation | None, payload: Mapping[str, Any], obs: Observation
+) -> Send:
+    """The answer's way back from a request that was adapted for its variant: a base
+    model's completion as chat, Ollama's native answer in OpenAI's shape (the meter then
+    reads the translated stream, not the backend's NDJSON)."""
+    if adaptation == "transcript":
+        return ChatAnswerSend(send)
+    if adaptation == "ollama-native":
+        options = payload.get("stream_options")
+        usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        meter = obs.on_chunk
+        obs.on_chunk = None
+        return NativeAnswerSend(send, include_usage=usage, meter=meter)
+    return send
 
 
 class Dispatcher:
@@ -411,7 +429,7 @@ class Dispatcher:
             content = upstream.body
             # a chat request a base model served: the answer goes back in chat's shape
             reply = self._reply(rt, endpoint, attempt, decision, stream, send, replay_id)
-            reply = ChatAnswerSend(reply) if upstream.adaptation == "transcript" else reply
+            reply = _adapted(reply, upstream.adaptation, payload, obs)
             try:
                 await self._attempt(
                     relay,

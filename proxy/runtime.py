@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import orjson
 
-from . import contextwindow, fim, prompting
+from . import contextwindow, fim, ollamanative, prompting
 from .adapt import Adaptation, UpstreamRequest
 from .backends import HealthResult
 from .breaker import CircuitBreaker
@@ -208,7 +208,7 @@ class Runtime:
                 candidates=(target.name,),
                 prompt_fim=prompt_fim,
                 applied=self.applied(target.name, endpoint, payload, prompt_fim),
-                context=size.shown(self.windows((target.name,))),
+                context=size.shown(self.windows((target.name,), endpoint)),
             )
         lazy: LazySignals | None = None
         signals: Mapping[str, Any] = {}
@@ -224,7 +224,7 @@ class Runtime:
             reading = _reading(found)
             if memory is not None and self.cfg.classifier.stickiness.enabled:
                 cls, rule, reason = _stick(memory, found, reading, learn=learn)
-        windows = self.windows(c.variant for c in self.router.route(cls))
+        windows = self.windows((c.variant for c in self.router.route(cls)), endpoint)
         needs = self._needs(endpoint, payload, prompt_fim, lazy, size, windows)
         draw = random.random()
         candidates, skipped = self.router.candidates(
@@ -253,15 +253,22 @@ class Runtime:
             context=size.shown(windows),
         )
 
-    def windows(self, variants: Iterable[str]) -> dict[str, contextwindow.Window]:
+    def windows(
+        self, variants: Iterable[str], endpoint: str = "chat"
+    ) -> dict[str, contextwindow.Window]:
         """The window each of `variants` serves, where one is known: the smallest its
-        backends were seen serving, capped by its declared `context_window`."""
+        backends were seen serving (or, for chat, the `num_ctx` the proxy asks Ollama
+        for), capped by its declared `context_window`."""
         out: dict[str, contextwindow.Window] = {}
         for name in variants:
             spec = self.cfg.variants[name]
             found: contextwindow.Window | None = None
             if spec.context_window is not None:
                 found = contextwindow.Window(spec.context_window, "config context_window")
+            if spec.num_ctx is not None and endpoint == "chat":
+                asked = contextwindow.Window(spec.num_ctx, "num_ctx sent to Ollama /api/chat")
+                out[name] = found if found is not None and found.tokens < asked.tokens else asked
+                continue
             for backend in spec.backends:
                 learned = self.backends[backend].windows
                 seen = learned.get(spec.model) or learned.get(contextwindow.ANY)
@@ -275,7 +282,7 @@ class Runtime:
         self, variant: str, endpoint: str, payload: Mapping[str, Any], size: _PromptSize
     ) -> None:
         """400 `context_length_exceeded` when a request that names its variant can't fit."""
-        window = self.windows((variant,)).get(variant)
+        window = self.windows((variant,), endpoint).get(variant)
         if window is None or endpoint == "embeddings":
             return
         max_tokens = _max_tokens(payload)
@@ -355,6 +362,8 @@ class Runtime:
         spec = self.cfg.variants[variant]
         if endpoint == "chat" and spec.api == "completion":
             return "transcript"
+        if endpoint == "chat" and spec.num_ctx is not None:
+            return "ollama-native"
         if endpoint == "completions" and spec.fim is None and wants_infill(payload, prompt_fim):
             return "prefix-only"
         return None
@@ -396,6 +405,11 @@ class Runtime:
             body = prompting.chat_to_completion(payload)
             content = self.body_for(variant, "chat", body, b"", None)
             path = ENDPOINTS["completions"][0]
+        elif adaptation == "ollama-native":
+            spec = self.cfg.variants[variant]
+            limited, _ = prompting.apply_limits(dict(payload), spec.defaults, spec.caps.max_tokens)
+            native = ollamanative.chat_request(limited, spec.model, spec.num_ctx or 0)
+            content, path = orjson.dumps(native), ollamanative.NATIVE_PATH
         elif adaptation == "prefix-only":
             parts = prompt_fim.parts if prompt_fim is not None else None
             body = prompting.prefix_only(payload, parts)

@@ -13,6 +13,10 @@ Shapes follow ollama/ollama's own code (`middleware/openai.go`, `openai/openai.g
   `json.Marshal`). Each tool call arrives whole in one chunk with `"index":0`
   (ollama/ollama#15457; before 0.4.7 without any `index`, #7881); servers that predate
   `ChatWriter.toolCallSent` end a tool-call turn with `finish_reason: "stop"`.
+* `POST /api/chat` (native): `options.num_ctx` sets the window; NDJSON lines
+  `{"model", "created_at", "message": {"role", "content"[, "tool_calls"]}, "done": false}`
+  then `{"done": true, "done_reason", "prompt_eval_count", "eval_count", ...}`
+  (`application/x-ndjson`), tool calls whole with `arguments` as an object;
 * silent truncation: a prompt over the serving window (`num_ctx`, default 4096 since
   0.6.4) is cut from the front and answered 200, as Ollama does; `truncated` records
   every request that was (the proxy must never let one through).
@@ -45,6 +49,7 @@ class FakeOllama:
         self.loaded_context = loaded_context  # what /api/ps shows for a loaded model
         self.requests: list[dict[str, Any]] = []
         self.truncated: list[int] = []
+        self.native: list[dict[str, Any]] = []  # /api/chat requests
         self.shown: list[str] = []
         self.lock = threading.Lock()
 
@@ -77,6 +82,8 @@ class FakeOllama:
             return await self._show(send, json.loads(raw))
         if method == "POST" and path == "/v1/chat/completions":
             return await self._chat(send, json.loads(raw))
+        if method == "POST" and path == "/api/chat":
+            return await self._native(send, json.loads(raw))
         await _json(send, 404, {"error": "404 page not found"})
 
     def _tag(self, name: str) -> dict[str, Any]:
@@ -183,6 +190,61 @@ class FakeOllama:
             await send({"type": "http.response.body", "body": data, "more_body": True})
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
 
+    async def _native(self, send: Any, body: dict[str, Any]) -> None:
+        """`POST /api/chat`: `options.num_ctx` sets the window; NDJSON when streaming
+        (`stream` defaults to true), tool calls whole with arguments as objects."""
+        with self.lock:
+            self.native.append(body)
+        model = body.get("model")
+        if model not in self.models:
+            return await _json(
+                send, 404, {"error": f"model '{model}' not found, try pulling it first"}
+            )
+        window = (body.get("options") or {}).get("num_ctx") or self.window
+        text = "\n".join(
+            m["content"] for m in body.get("messages", []) if isinstance(m.get("content"), str)
+        )
+        tokens = len(text) // 4
+        if tokens > window:
+            with self.lock:
+                self.truncated.append(tokens)
+        stamp = "2026-04-01T10:00:00.000000000Z"
+        calls = []
+        if body.get("tools"):
+            calls = [
+                {"function": {"name": "get_weather", "arguments": {"city": city}}}
+                for city in ("Paris", "Tokyo")
+            ]
+        final = {
+            "model": model,
+            "created_at": stamp,
+            "message": {"role": "assistant", "content": ""},
+            "done": True,
+            "done_reason": "stop",
+            "total_duration": 4883583458,
+            "load_duration": 1334875,
+            "prompt_eval_count": min(tokens, window),
+            "prompt_eval_duration": 342546000,
+            "eval_count": 3,
+            "eval_duration": 4535599000,
+        }
+        if not body.get("stream", True):
+            message = {"role": "assistant", "content": "" if calls else "Hello there!"}
+            if calls:
+                message["tool_calls"] = calls
+            return await _json(send, 200, {**final, "message": message})
+        lines: list[dict[str, Any]] = []
+        if calls:
+            message = {"role": "assistant", "content": "", "tool_calls": calls}
+            lines.append({"model": model, "created_at": stamp, "message": message, "done": False})
+        else:
+            for piece in ("Hello", " there", "!"):
+                message = {"role": "assistant", "content": piece}
+                lines.append(
+                    {"model": model, "created_at": stamp, "message": message, "done": False}
+                )
+        await _ndjson(send, [*lines, final])
+
     async def _whole(
         self,
         send: Any,
@@ -220,6 +282,20 @@ class FakeOllama:
             },
         }
         await _json(send, 200, answer)
+
+
+async def _ndjson(send: Any, lines: list[dict[str, Any]]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/x-ndjson")],
+        }
+    )
+    for line in lines:
+        data = json.dumps(line, separators=(",", ":")).encode() + b"\n"
+        await send({"type": "http.response.body", "body": data, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _json(send: Any, status: int, payload: Any) -> None:

@@ -269,3 +269,69 @@ def test_replays_need_a_key_when_keys_are_set_and_a_local_host(
     assert anonymous.status_code == 401
     assert keyed.status_code == 200 and keyed.json()["served_by"] == "qwen"
     assert rebound.status_code == 421
+
+
+def native_config(upstream: str) -> dict[str, Any]:
+    data = config(upstream)
+    data["variants"]["qwen-32k"] = {"backend": "small", "model": "qwen2.5:7b", "num_ctx": 32768}
+    data["routes"]["instruction"] = data["routes"]["complex"] = ["qwen", "qwen-32k"]
+    return data
+
+
+def test_num_ctx_goes_through_ollamas_native_api_and_back(
+    ollama: tuple[FakeOllama, str], tmp_path: Path
+) -> None:
+    fake, upstream = ollama
+    long_text = "Explain what this log says.\n" + "the quick brown fox jumps over it. " * 700
+    with proxy_for(tmp_path, native_config(upstream)) as url, client(url) as sdk:
+        raw = sdk.chat.completions.with_raw_response.create(
+            model="auto", messages=[{"role": "user", "content": long_text}], max_tokens=64
+        )
+        reply = raw.parse()
+        chunks = list(
+            sdk.chat.completions.create(
+                model="qwen-32k",
+                messages=ASK,
+                tools=TOOLS,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+        short = sdk.chat.completions.create(model="qwen", messages=ASK)
+    # the long prompt skipped Ollama's 4096 default for the variant that asks for 32768
+    assert raw.headers["x-route-variant"] == "qwen-32k"
+    assert raw.headers["x-route-chat"] == "ollama-native"
+    assert reply.choices[0].message.content == "Hello there!"
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.model == "qwen-32k" and reply.usage is not None
+    sent = fake.native[0]
+    assert sent["options"] == {"num_ctx": 32768, "num_predict": 64}
+    assert sent["stream"] is False and sent["model"] == "qwen2.5:7b"
+    assert fake.truncated == []
+    # streamed tool calls through the native API: NDJSON in, OpenAI chunks out
+    calls = merged_calls(chunks)
+    assert sorted(calls) == [0, 1]
+    assert {c["arguments"] for c in calls.values()} == {'{"city":"Paris"}', '{"city":"Tokyo"}'}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 3
+    assert fake.native[1]["tools"] == TOOLS and fake.native[1]["stream"] is True
+    # a variant without num_ctx still uses the OpenAI endpoint
+    assert short.choices[0].message.content == "Hello there!" and len(fake.requests) == 1
+
+
+def test_a_native_error_comes_back_in_openais_shape(tmp_path: Path) -> None:
+    fake = FakeOllama(models=("qwen2.5:7b", "other:1b"))
+    data = {
+        "server": {"health_interval": 0.5},
+        "backends": {"small": {"kind": "ollama"}},
+        "variants": {"gone": {"backend": "small", "model": "missing:7b", "num_ctx": 8192}},
+        "routes": {"default": "gone"},
+    }
+    with run_server(fake) as upstream:
+        data["backends"]["small"]["url"] = upstream
+        with proxy_for(tmp_path, data) as url, client(url) as sdk:
+            with pytest.raises(openai.NotFoundError) as caught:
+                sdk.chat.completions.create(model="gone", messages=ASK)
+    error = caught.value.body
+    assert isinstance(error, dict) and "missing:7b" in error["message"]
+    assert error["code"] == "model_not_found"

@@ -198,3 +198,42 @@ def test_an_unknown_repair_is_refused_with_its_key() -> None:
             }
         )
     assert "repairs_off" in str(caught.value) and "tool_index" in str(caught.value)
+
+
+def test_num_ctx_is_the_window_for_chat_and_goes_native() -> None:
+    data = {
+        "backends": {"ol": {"kind": "ollama", "url": "http://127.0.0.1:1"}},
+        "variants": {
+            "long": {
+                "backend": "ol",
+                "model": "qwen2.5:7b",
+                "num_ctx": 32768,
+                "caps": {"max_tokens": 50},
+            }
+        },
+        "routes": {"default": "long"},
+    }
+    rt = Runtime(parse_config(data), "<test>", {})
+    rt.backends["ol"].windows = OLLAMA["ol"]  # the server's own 4096 without num_ctx
+    assert rt.windows(["long"])["long"] == cw.Window(32768, "num_ctx sent to Ollama /api/chat")
+    assert rt.windows(["long"], "completions")["long"].tokens == 4096
+    upstream = rt.upstream_for("long", "chat", chat("hi", model="long"))
+    assert upstream.path == "/api/chat" and upstream.adaptation == "ollama-native"
+    sent = orjson.loads(upstream.body)
+    assert sent["options"] == {"num_ctx": 32768, "num_predict": 50}
+    assert upstream.headers() == [(b"x-route-chat", b"ollama-native")]
+    assert rt.upstream_for("long", "completions", {"model": "long", "prompt": "x"}).path == (
+        "/v1/completions"
+    )
+
+
+def test_num_ctx_only_for_ollama() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            {
+                "backends": {"b": {"kind": "llamacpp", "url": "http://127.0.0.1:1"}},
+                "variants": {"v": {"backend": "b", "model": "m", "num_ctx": 8192}},
+                "routes": {"default": "v"},
+            }
+        )
+    assert "variants.v.num_ctx" in str(caught.value)
