@@ -48,7 +48,7 @@ from .errors import (
 from .explain import endpoint_of, explain
 from .metrics import Metrics
 from .origin import PASS, OriginPolicy, Verdict, preflight_headers, response_headers
-from .runtime import ENDPOINTS
+from .runtime import ENDPOINTS, parse_payload
 from .service import Proxy
 from .upstream import Receive
 
@@ -152,12 +152,11 @@ async def route_explain(request: Request) -> Response:
     body = await _body(request)
     dispatcher = proxy.dispatcher
     rt = proxy.runtime
-    decision = explain(
-        endpoint,
-        body,
-        lambda payload: dispatcher.decide(rt, endpoint, payload, learn=False),
+    # decided as a request would be, a llama-server's /tokenize count included
+    decided = await dispatcher.decide_counted(
+        rt, endpoint, parse_payload(endpoint, body), learn=False
     )
-    return _json(decision)
+    return _json(explain(endpoint, body, lambda _payload: decided))
 
 
 async def route_replay(request: Request) -> Response:

@@ -143,6 +143,10 @@ def test_tokenize_decides_a_prompt_near_the_window(stack: Stack) -> None:
     assert context["prompt_tokens"] == len(tokens) + PER_MESSAGE
     assert context["prompt_tokens"] + 8 <= 1024
     assert raw.headers["x-route-variant"] == "gemma-small" and why["served_by"] == "gemma-small"
+    # /route/explain counts the same way, sending nothing
+    body = {"model": "auto", "messages": messages, "max_tokens": 8}
+    explained = httpx.post(stack.url + "/route/explain", json=body, timeout=30).json()
+    assert explained["context"] == context and explained["variant"] == "gemma-small"
     assert reply.model == "gemma-small"  # the variant, not "gemma3-270m"
     assert (reply.model_extra or {})["x_route"]["replay_id"] == raw.headers["x-route-replay"]
 
