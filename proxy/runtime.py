@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import orjson
 
-from . import fim, prompting
+from . import fim, prompting, responses
 from .adapt import Adaptation, UpstreamRequest
 from .backends import HealthResult
 from .breaker import CircuitBreaker
@@ -43,6 +43,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "chat": ("/v1/chat/completions", "messages"),
     "completions": ("/v1/completions", "prompt"),
     "embeddings": ("/v1/embeddings", "input"),
+    "responses": ("/v1/responses", "input"),
 }
 PATH_TO_ENDPOINT = {path: name for name, (path, _) in ENDPOINTS.items()}
 
@@ -75,6 +76,8 @@ def parse_payload(endpoint: str, body: bytes) -> dict[str, Any]:
     stream = payload.get("stream", False)
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequest("stream must be a boolean", param="stream")
+    if endpoint == "responses":
+        responses.check(payload)  # stateful fields and built-in tools: a 400 naming them
     return payload
 
 
@@ -175,6 +178,10 @@ class Runtime:
         """Classify (when asked to) and order the candidates. Pure apart from a random draw
         and `memory`, the task stickiness, which a real request updates (`learn`) and an
         explanation only reads."""
+        if endpoint == "responses":
+            # routed as the chat request it is served as (or relayed as, when the backend
+            # serves the API itself): the same classes, signals and needs as chat
+            endpoint, payload = "chat", responses.to_chat(payload)
         model = str(payload["model"])
         target = self.router.resolve(model)
         if target is None:
@@ -317,6 +324,13 @@ class Runtime:
             applied["adapted"] = adaptation
         return applied or None
 
+    def serves_responses(self, variant: str, backend: str) -> bool:
+        """Does `backend` answer `/v1/responses` itself for `variant`? Only when its config
+        says so (`responses_api`) and the variant is a chat model: a base model's server
+        would apply a chat template the model was never trained on."""
+        native = self.cfg.backends[backend].responses_api
+        return native and self.cfg.variants[variant].api == "chat"
+
     def upstream_for(
         self,
         variant: str,
@@ -324,11 +338,23 @@ class Runtime:
         payload: dict[str, Any],
         raw: bytes = b"",
         prompt_fim: fim.PromptFim | None = None,
+        backend: str | None = None,
     ) -> UpstreamRequest:
-        """What one attempt on `variant` sends: the path and body (`body_for`), adapted
-        when the variant can't take the request as sent (`proxy.prompting`): chat to a
-        base model goes to `/v1/completions` as a transcript; infill to a model without
-        FIM goes as its prefix only."""
+        """What one attempt on `variant` (on `backend`) sends: the path and body
+        (`body_for`), adapted when the variant can't take the request as sent
+        (`proxy.prompting`): chat to a base model goes to `/v1/completions` as a
+        transcript; infill to a model without FIM goes as its prefix only. A Responses
+        request goes as sent to a backend that serves the API, else as chat
+        (`proxy.responses`)."""
+        if endpoint == "responses":
+            backend = backend or self.cfg.variants[variant].backend
+            if self.serves_responses(variant, backend):
+                spec = self.cfg.variants[variant]
+                body = responses.with_limits(payload, spec.defaults, spec.caps.max_tokens)
+                content = self.body_for(variant, endpoint, body, raw if body is payload else b"")
+                return UpstreamRequest(ENDPOINTS[endpoint][0], content, None, responses="native")
+            chat = self.upstream_for(variant, "chat", responses.to_chat(payload))
+            return replace(chat, responses="translated")
         adaptation = self._adaptation(variant, endpoint, payload, prompt_fim)
         path = ENDPOINTS[endpoint][0]
         if adaptation == "transcript":
@@ -357,7 +383,7 @@ class Runtime:
         FIM reading (`Decision.prompt_fim`), so the prompt is not searched again."""
         spec = self.cfg.variants[variant]
         out = dict(payload)
-        if spec.defaults or spec.caps.max_tokens is not None:
+        if endpoint != "responses" and (spec.defaults or spec.caps.max_tokens is not None):
             limited, changed = prompting.apply_limits(out, spec.defaults, spec.caps.max_tokens)
             if changed:
                 out, raw = limited, b""  # the raw body no longer says what is sent
