@@ -14,8 +14,10 @@ from openai import omit
 from openai.lib.streaming.responses._responses import ResponseStreamState
 from openai.types.responses import Response, ResponseStreamEvent
 
+from proxy.config import parse_config
 from proxy.errors import InvalidRequest
 from proxy.responses import ResponseStream, chat_to_response, check, to_chat, with_limits
+from proxy.runtime import Runtime
 from proxy.sse import SSEDecoder
 from proxy.streammeter import StreamMeter
 from tests.helpers.openai_wire import (
@@ -508,3 +510,62 @@ def test_streammeter_reads_a_whole_responses_usage() -> None:
     meter.feed(json.dumps(responses_full("m", "hi")).encode(), 1.0)
     stats = meter.result()
     assert (stats.prompt_tokens, stats.output_tokens) == (7, 2)
+
+
+# -- what one attempt sends (Runtime.upstream_for) ----------------------------------------------
+
+
+def runtime() -> Runtime:
+    url = "http://127.0.0.1:1"
+    limits = {"defaults": {"temperature": 0.1}, "caps": {"max_tokens": 50}}
+    cfg = {
+        "backends": {
+            "local": {"kind": "llamacpp", "url": url},
+            "served": {"kind": "openai", "url": url, "responses_api": True},
+        },
+        "variants": {
+            "chat": {"backend": "local", "model": "m-chat", "replicas": ["served"], **limits},
+            "base": {"backend": "served", "model": "m-base", "api": "completion"},
+        },
+        "routes": {"default": "chat"},
+    }
+    return Runtime(parse_config(cfg), "<test>", {})
+
+
+def test_upstream_for_translates_unless_the_backend_serves_the_api() -> None:
+    rt = runtime()
+    payload = {"model": "auto", "input": "hi", "max_output_tokens": 500, "stream": True}
+    translated = rt.upstream_for("chat", "responses", payload, backend="local")
+    assert (translated.path, translated.responses) == ("/v1/chat/completions", "translated")
+    sent = json.loads(translated.body)
+    assert sent["messages"] == [{"role": "user", "content": "hi"}]
+    assert (sent["model"], sent["max_tokens"], sent["temperature"]) == ("m-chat", 50, 0.1)
+    assert (b"x-route-responses", b"translated") in translated.headers()
+    # the replica on a backend that serves the API: as sent, with the variant's limits
+    native = rt.upstream_for("chat", "responses", payload, backend="served")
+    assert (native.path, native.responses) == ("/v1/responses", "native")
+    assert json.loads(native.body) == {
+        "model": "m-chat",
+        "input": "hi",
+        "max_output_tokens": 50,
+        "stream": True,
+        "temperature": 0.1,
+    }
+    # a base model is always translated, then rendered as a transcript
+    base = rt.upstream_for("base", "responses", payload, backend="served")
+    assert (base.path, base.responses, base.adaptation) == (
+        "/v1/completions",
+        "translated",
+        "transcript",
+    )
+    assert json.loads(base.body)["prompt"] == "User: hi\nAssistant:"
+
+
+def test_decide_classifies_the_chat_it_becomes() -> None:
+    rt = runtime()
+    decision = rt.decide(
+        "responses",
+        {"model": "auto", "input": [{"role": "user", "content": "hi"}], "tools": []},
+    )
+    assert decision.variant == "chat"
+    assert decision.reading is not None and decision.reading["ask"] == "hi"
