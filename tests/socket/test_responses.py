@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import openai
+import pydantic
 import pytest
 
 from proxy.app import create_app
@@ -256,7 +257,7 @@ def test_responses_function_tool_round_trip(proxy_url: str, fake: FakeUpstream) 
         model="instruct",
         input=[
             {"role": "user", "content": "What's the weather in Paris?"},
-            *[item.model_dump(exclude_none=True) for item in first.output],  # type: ignore[misc]
+            *first.output,  # the model's call sent back as it came, as OpenAI's docs do
             {"type": "function_call_output", "call_id": call.call_id, "output": "18C, sunny"},
         ],
         tools=[WEATHER],  # type: ignore[list-item]
@@ -314,6 +315,22 @@ def test_responses_json_schema_becomes_response_format(proxy_url: str, fake: Fak
         "type": "json_schema",
         "json_schema": {"name": "A", "schema": schema, "strict": True},
     }
+
+
+def test_responses_parse_structured_output(proxy_url: str, fake: FakeUpstream) -> None:
+    class Answer(pydantic.BaseModel):
+        a: int
+
+    parsed = client(proxy_url).responses.parse(
+        model="instruct",
+        input="give me a",
+        text_format=Answer,
+        extra_body={"fake": {"text": '{"a": 42}'}},
+    )
+    assert parsed.output_parsed == Answer(a=42)
+    fmt = seen(fake)[-1].body["response_format"]
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["name"] == "Answer"
+    assert fmt["json_schema"]["schema"]["properties"]["a"]["type"] == "integer"
 
 
 def test_responses_on_a_base_model_variant(proxy_url: str, fake: FakeUpstream) -> None:
