@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from .activity import ActivityLog, ResourceHistory
 from .auth import KeyRing, load_keys
 from .backends import HealthResult, adapter_for
 from .classify import CLASSES
@@ -76,6 +77,9 @@ class Proxy:
         self.keys = self._keyring(cfg)
         self.managed: dict[str, ManagedProcess] = {}
         self.last_request = time.monotonic()
+        #: what the status page reads: finished requests, and backend CPU/RSS readings
+        self.activity = ActivityLog(cfg.server.status_page.history)
+        self.resource_history = ResourceHistory()
         self._pins: PinGuard | None = None
         self._dispatcher: Dispatcher | None = None
         self._client: httpx.AsyncClient | None = None
@@ -158,6 +162,7 @@ class Proxy:
             pids=lambda: {n: p.pid for n, p in self.managed.items()},
             pid_files={n: b.pid_file for n, b in cfg.backends.items() if b.pid_file},
             interval=cfg.server.resource_interval,
+            history=self.resource_history,
         )
         self.spawn(self.sampler.run(), "resources")
         self.spawn(self._health_loop(), "health")
