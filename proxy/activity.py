@@ -141,8 +141,7 @@ class ActivityLog:
         self._ring.append(entry)
 
     def resize(self, capacity: int) -> None:
-        """Follow `server.status_page.history` after a reload (keeps the newest entries).
-        Called by readers, never on the request path."""
+        """Follow `server.status_page.history` after a reload (keeps the newest entries)."""
         if capacity != self._ring.maxlen:
             self._ring = deque(self._ring, maxlen=capacity)
 

@@ -276,6 +276,7 @@ class Proxy:
                 raise ConfigError(source, [ConfigIssue("server.auth", str(exc))]) from exc
             raise
         self.runtime, self.keys = runtime, keys
+        self.activity.resize(cfg.server.status_page.history)
         if self._pins is not None:
             self._pins.reconfigure(cfg, source)
             if self._pins.active:

@@ -162,7 +162,6 @@ def status_document(
     rt = proxy.runtime
     cfg = rt.cfg
     log = proxy.activity
-    log.resize(cfg.server.status_page.history)
     entries = log.entries()
     backends = _backends(proxy)
     variants = _variants(proxy, backends)
