@@ -228,10 +228,11 @@ class Dispatcher:
         self.metrics.classification_seconds.observe(time.perf_counter() - t0)
         if decision.cls in CLASSES and decision.rule != "model":
             self.metrics.classifications.labels(decision.cls, decision.rule).inc()
-        if decision.cls == "direct":
-            self.pins.check_direct(decision.candidates[0])
+        # before the pin check, so a 409 is counted (and shown) against the variant asked for
         outcome.cls, outcome.variant = decision.cls, decision.candidates[0]
         outcome.rule, outcome.reason = decision.rule, decision.reason
+        if decision.cls == "direct":
+            self.pins.check_direct(decision.candidates[0])
         headers += [
             (b"x-route-class", decision.cls.encode()),
             (b"x-route-reason", header_safe(decision.reason)),
