@@ -15,7 +15,9 @@ event loop never waits on `/proc`:
 * the proxy's own process via prometheus_client's `ProcessCollector`,
   added to the registry unless one is there already.
 
-Scrapes only read the last values, so a scrape costs nothing extra.
+Scrapes only read the last values, so a scrape costs nothing extra. Each
+backend reading also goes to a `ResourceHistory` when one is given (the
+status page's CPU and memory charts).
 A backend whose process can't be found (remote, or not running) exports
 `variant_proxy_backend_processes 0` and none of the other backend series.
 """
