@@ -340,3 +340,14 @@ def test_bad_status_page_config_names_the_key(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as err:
             parse_config(cfg)
         assert "server.status_page" in str(err.value), bad
+
+
+def test_the_page_files_ship_in_the_package() -> None:
+    """Served from the package (`importlib.resources`): pyproject must list them as data."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    data = tomllib.loads((root / "pyproject.toml").read_text())
+    globs = data["tool"]["setuptools"]["package-data"]["proxy"]
+    shipped = {p.relative_to(root / "proxy") for g in globs for p in (root / "proxy").glob(g)}
+    assert {Path("ui/index.html"), Path("ui/app.js"), Path("ui/app.css")} <= shipped
