@@ -6,7 +6,8 @@ takes a request id, bounds the headers and the body, checks the API key,
 parses what routing needs, and hands the request to the `Dispatcher` with the
 `Runtime` it started with (a reload mid-request can't mix two configs). Any
 error before the commit leaves here, rendered once by `errors.render`; the
-request's metrics are recorded here whatever happened.
+request's metrics are recorded here whatever happened, and one `activity.Entry`
+is appended to the status page's ring (values already at hand, nothing computed).
 """
 
 from __future__ import annotations

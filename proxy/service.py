@@ -78,7 +78,7 @@ class Proxy:
         self.managed: dict[str, ManagedProcess] = {}
         self.last_request = time.monotonic()
         #: what the status page reads: finished requests, and backend CPU/RSS readings
-        self.activity = ActivityLog(cfg.server.status_page.history)
+        self.activity = ActivityLog(_history(cfg))
         self.resource_history = ResourceHistory()
         self._pins: PinGuard | None = None
         self._dispatcher: Dispatcher | None = None
@@ -276,7 +276,7 @@ class Proxy:
                 raise ConfigError(source, [ConfigIssue("server.auth", str(exc))]) from exc
             raise
         self.runtime, self.keys = runtime, keys
-        self.activity.resize(cfg.server.status_page.history)
+        self.activity.resize(_history(cfg))
         if self._pins is not None:
             self._pins.reconfigure(cfg, source)
             if self._pins.active:
@@ -435,6 +435,12 @@ class Proxy:
             for alias in variant.aliases:
                 data.append(_model(alias, created, {"kind": "alias", "variant": name}))
         return {"object": "list", "data": data}
+
+
+def _history(cfg: RouterConfig) -> int:
+    """The status page's ring size: 0 (appends keep nothing) when the page is off."""
+    page = cfg.server.status_page
+    return page.history if page.enabled else 0
 
 
 def _model(name: str, created: int, info: dict[str, Any]) -> dict[str, Any]:

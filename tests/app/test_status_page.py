@@ -328,10 +328,13 @@ def test_browser_origin_rules_apply(client: TestClient) -> None:
 
 def test_switched_off(tmp_path: Path, mock: respx.MockRouter) -> None:
     with _client(_config(tmp_path, status_page={"enabled": False})) as c:
+        _traffic(c)
         for path in [*PAGE_PATHS, "/status.json", "/ui/report"]:
             r = c.get(path)
             assert r.status_code == 404, path
             assert "server.status_page.enabled" in r.json()["error"]["message"]
+        proxy = c.app.proxy  # type: ignore[attr-defined]
+        assert proxy.activity.capacity == 0 and proxy.activity.entries() == []  # kept nothing
 
 
 def test_bad_status_page_config_names_the_key(tmp_path: Path) -> None:
