@@ -38,6 +38,7 @@ class StatusDom(HTMLParser):
         self._row: Row | None = None
         self._cell: list[str] | None = None
         self._chart: Chart | None = None
+        self.raw = dom
         self.feed(dom)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:

@@ -12,6 +12,7 @@ llama-server (and a drifted pin) is in tests/real/test_status_page.py.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,25 @@ def profile(tmp_path: Path) -> Path:
     return tmp_path / "chromium-profile"
 
 
+def _bench_result(state: Path) -> None:
+    """A benchmark result where the scheduler looks for one, with its HTML report."""
+    bench = state / "bench"
+    bench.mkdir(parents=True)
+    row = {
+        "variant": "instruct",
+        "suite": "instruction",
+        "class": "instruction",
+        "scored": 20,
+        "pass_ratio": 0.65,
+        "pass_at_k": {"1": 0.65},
+        "output_tokens_per_second": {"p50": 42.0},
+        "ttft_seconds": {"p50": 0.2},
+    }
+    doc = {"schema": 1, "run_id": "feedc0ffee12", "finished_at": "2026-12-01T10:00:00Z"}
+    (bench / "latest.json").write_text(json.dumps({**doc, "results": [row]}))
+    (bench / "bench-20261201T100000Z-feedc0ffee12.html").write_text("<h1>report</h1>")
+
+
 @pytest.fixture
 def keyed(
     tmp_path: Path,
@@ -43,8 +63,15 @@ def keyed(
 ) -> Iterator[str]:
     monkeypatch.setenv("STATUS_PAGE_TEST_KEYS", KEY)
     auth = {"api_keys_env": "STATUS_PAGE_TEST_KEYS"}
+    _bench_result(tmp_path / "state")
     # make_config: `complex` routes to ghost (a dead backend) first, then big
-    cfg = make_config(fake_server[1], watch_config=False, health_interval=3600, auth=auth)
+    cfg = make_config(
+        fake_server[1],
+        watch_config=False,
+        health_interval=3600,
+        auth=auth,
+        state_dir=str(tmp_path / "state"),
+    )
     with proxy_at(write_config(tmp_path, cfg)) as url:
         yield url
 
@@ -114,6 +141,26 @@ def test_the_page_shows_the_requests_that_went_through(
     assert backends["main"][2] == "up" and backends["main"][7] == "external"
     assert backends["dead"][2] in ("down", "breaker open")
     assert len(fake.seen) == 5  # the page's own polling sent nothing upstream
+    # the latest benchmark, with its report link
+    (bench,) = dom.rows("bench-table")
+    assert bench.cells[:4] == ["instruct", "instruction", "instruction", "0.650"]
+    assert 'id="report-link"' in dom.raw and 'href="/ui/report"' in dom.raw
+
+
+def test_prompt_text_is_shown_as_text_never_as_markup(
+    tmp_path: Path, fake_server: tuple[FakeUpstream, str], fake: FakeUpstream, profile: Path
+) -> None:
+    cfg = make_config(fake_server[1], watch_config=False, health_interval=3600, log_prompts=True)
+    attack = "<img src=x onerror=\"document.title='owned'\"><b id=injected>bold</b>"
+    with proxy_at(write_config(tmp_path, cfg)) as url:
+        body = {"model": "instruct", "messages": [{"role": "user", "content": attack}]}
+        assert httpx.post(url + "/v1/chat/completions", json=body).status_code == 200
+        html = browse(url + "/", profile)
+    dom = StatusDom(html)
+    (row,) = dom.rows("decisions")
+    assert row.cells[-1].startswith(attack)  # the prompt, as the user typed it
+    assert "<title>variant-proxy status</title>" in html  # the onerror never ran
+    assert 'id="injected"' not in html and "<img" not in html
 
 
 def test_without_the_key_the_page_shows_only_its_key_form(keyed: str, profile: Path) -> None:
