@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CSP",
+    "LatestBenchmark",
     "SCHEMA",
     "asset",
     "page",
@@ -125,8 +126,12 @@ async def status_json(request: Request) -> Response:
     params = request.query_params
     window = _number(params.get("window"), "window", WINDOW, WINDOW_RANGE)
     limit = int(_number(params.get("recent"), "recent", RECENT, (0, 1_000_000)))
-    bench: BenchScheduler | None = getattr(request.app.state, "bench", None)
-    doc = status_document(proxy, bench, window=window, recent_limit=limit)
+    state = request.app.state
+    bench: BenchScheduler | None = getattr(state, "bench", None)
+    latest: LatestBenchmark | None = getattr(state, "status_latest_bench", None)
+    if latest is None:
+        latest = state.status_latest_bench = LatestBenchmark()
+    doc = status_document(proxy, bench, window=window, recent_limit=limit, latest=latest)
     return Response(
         orjson.dumps(doc),
         media_type="application/json",
@@ -156,8 +161,10 @@ def status_document(
     window: float = WINDOW,
     recent_limit: int = RECENT,
     now: float | None = None,
+    latest: LatestBenchmark | None = None,
 ) -> dict[str, Any]:
-    """The JSON of `GET /status.json` (documented in docs/status-page.md)."""
+    """The JSON of `GET /status.json` (documented in docs/status-page.md). `latest`
+    caches the benchmark summary between calls."""
     now = time.time() if now is None else now
     rt = proxy.runtime
     cfg = rt.cfg
@@ -192,7 +199,7 @@ def status_document(
             "items": recent(entries, min(recent_limit, len(entries))),
         },
         "series": charts,
-        "benchmark": _benchmark(bench),
+        "benchmark": (latest or LatestBenchmark()).read(bench),
     }
 
 
@@ -253,28 +260,32 @@ def _has_pin(proxy: Proxy, variant: str) -> bool:
 
 # -- the latest benchmark ---------------------------------------------------------------------
 
-#: (latest.json's stat, the summary made from it): the file is re-read only when it changes
-_bench_cache: dict[str, tuple[tuple[int, int], dict[str, Any] | None]] = {}
 
+class LatestBenchmark:
+    """The latest run's summary, re-read (through `BenchScheduler.latest`) only when
+    `latest.json` changes: a result file with every answer in it can be large, and the
+    page asks every 2 seconds. One per app (kept on its state)."""
 
-def _benchmark(bench: BenchScheduler | None) -> dict[str, Any] | None:
-    """Per variant, the latest run's figures (read through `BenchScheduler.latest`)."""
-    if bench is None:
-        return None
-    latest = bench.state_dir / "latest.json"
-    try:
-        st = latest.stat()
-    except OSError:
-        return {"running": bench.running, "last_error": bench.last_error, "run": None}
-    key = str(latest)
-    stamp = (st.st_mtime_ns, st.st_size)
-    cached = _bench_cache.get(key)
-    if cached is None or cached[0] != stamp:
-        doc = bench.latest()
-        cached = (stamp, _summary(doc, bench.state_dir) if doc is not None else None)
-        _bench_cache.clear()  # one daemon, one state dir: keep only the newest
-        _bench_cache[key] = cached
-    return {"running": bench.running, "last_error": bench.last_error, "run": cached[1]}
+    def __init__(self) -> None:
+        self._stamp: tuple[str, int, int] | None = None
+        self._run: dict[str, Any] | None = None
+
+    def read(self, bench: BenchScheduler | None) -> dict[str, Any] | None:
+        """Per variant, the latest run's figures; None without a scheduler."""
+        if bench is None:
+            return None
+        latest = bench.state_dir / "latest.json"
+        try:
+            st = latest.stat()
+        except OSError:
+            self._stamp = self._run = None
+        else:
+            stamp = (str(latest), st.st_mtime_ns, st.st_size)
+            if stamp != self._stamp:
+                doc = bench.latest()
+                self._run = _summary(doc, bench.state_dir) if doc is not None else None
+                self._stamp = stamp
+        return {"running": bench.running, "last_error": bench.last_error, "run": self._run}
 
 
 def _summary(doc: dict[str, Any], state_dir: Path) -> dict[str, Any]:

@@ -205,6 +205,13 @@ def test_benchmark_summary_and_report(tmp_path: Path, mock: respx.MockRouter) ->
             (row,) = run["variants"]["instruct"]
             assert row["pass_at_1"] == 0.75 and row["interval"] == [0.53, 0.89]
             assert row["tokens_per_second"] == 41.5 and row["ttft_seconds"] == 0.12
+            # a new result replaces the summary (the file is re-read when it changes)
+            newer = {**doc, "run_id": "0123456789ab", "results": []}
+            (bench / "latest.json").write_text(json.dumps(newer) + " " * 10)
+            run2 = c.get("/status.json", headers=auth).json()["benchmark"]["run"]
+            assert run2["run_id"] == "0123456789ab" and run2["variants"] == {}
+            assert run2["report"] is None  # no HTML report for that run
+            (bench / "latest.json").write_text(json.dumps(doc))
             assert c.get("/ui/report").status_code == 401
             report = c.get("/ui/report", headers=auth)
             assert report.status_code == 200 and "<h1>report</h1>" in report.text
