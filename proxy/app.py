@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from . import statuspage
 from .bench.scheduler import BenchScheduler
 from .config import RouterConfig, load_config
 from .edge import OpenAIEndpoint, read_body
@@ -231,6 +232,13 @@ class ProxyApp:
             Route("/pins", _admin(pins), methods=["GET"]),
             Route("/route/explain", _admin(route_explain), methods=["POST"]),
             Route("/admin/reload", _admin(reload), methods=["POST"]),
+            # the status page (statuspage.py): the files hold no data, the JSON is admin
+            Route("/", statuspage.page, methods=["GET"]),
+            Route("/ui", statuspage.page, methods=["GET"]),
+            Route("/ui/app.js", statuspage.asset("app.js"), methods=["GET"]),
+            Route("/ui/app.css", statuspage.asset("app.css"), methods=["GET"]),
+            Route("/status.json", _admin(statuspage.status_json), methods=["GET"]),
+            Route("/ui/report", _admin(statuspage.report), methods=["GET"]),
         ]
         self.app = Starlette(
             routes=routes,

@@ -40,6 +40,7 @@ __all__ = [
     "RouterConfig",
     "Routes",
     "ServerConfig",
+    "StatusPage",
     "Timeouts",
     "Variant",
     "load_config",
@@ -303,6 +304,15 @@ class Auth(_Strict):
     allow_disable_on_reload: bool = False
 
 
+class StatusPage(_Strict):
+    """`server.status_page`: the page at `/` and its JSON (`GET /status.json`)."""
+
+    #: serve the page, its assets and `/status.json` (off: they answer 404)
+    enabled: bool = True
+    #: finished requests kept in memory for the table and the charts (nothing on disk)
+    history: int = Field(2000, ge=10, le=1_000_000)
+
+
 class ServerConfig(_Strict):
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)
@@ -331,6 +341,7 @@ class ServerConfig(_Strict):
     state_dir: str = ".variant-proxy"
     breaker: Breaker = Breaker()
     auth: Auth = Auth()
+    status_page: StatusPage = StatusPage()
     #: extra names `Host` may carry besides loopback and the bound address; "*": any (unsafe)
     allowed_hosts: list[str] = Field(default_factory=list)
     #: browser origins (`http://host:port`) allowed cross-origin, with CORS headers

@@ -27,7 +27,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -51,7 +51,7 @@ from .pinning.guard import PinGuard
 from .routing import Decision, Eligibility, Ranker
 from .runtime import BackendState, Runtime
 from .sticky import TaskMemory
-from .streammeter import StreamMeter, observe
+from .streammeter import StreamMeter, StreamStats, observe
 from .supervisor import ManagedProcess
 from .upstream import AttemptTarget, Headers, Observation, Relay, Send
 
@@ -62,7 +62,7 @@ log = logging.getLogger("variant_proxy")
 
 @dataclass(slots=True)
 class Outcome:
-    """What one request did, for the edge's request metrics."""
+    """What one request did, for the edge's request metrics and the status page."""
 
     cls: str = "none"
     variant: str = "none"
@@ -70,6 +70,14 @@ class Outcome:
     #: seconds spent waiting on backends, over every attempt
     upstream_seconds: float = 0.0
     obs: Observation | None = None
+    #: the classifier rule (or `model`) that decided, and its reason
+    rule: str = "none"
+    reason: str = ""
+    #: the variants attempted, in order (more than one: a fallback)
+    tried: list[str] = field(default_factory=list)
+    #: set by `Dispatcher.record`: the whole request's seconds and what the meter read
+    duration: float = 0.0
+    stats: StreamStats | None = None
 
 
 @dataclass(slots=True)
@@ -232,9 +240,11 @@ class Dispatcher:
         self.metrics.classification_seconds.observe(time.perf_counter() - t0)
         if decision.cls in CLASSES and decision.rule != "model":
             self.metrics.classifications.labels(decision.cls, decision.rule).inc()
+        # before the pin check, so a 409 is counted (and shown) against the variant asked for
+        outcome.cls, outcome.variant = decision.cls, decision.candidates[0]
+        outcome.rule, outcome.reason = decision.rule, decision.reason
         if decision.cls == "direct":
             self.pins.check_direct(decision.candidates[0])
-        outcome.cls, outcome.variant = decision.cls, decision.candidates[0]
         headers += [
             (b"x-route-class", decision.cls.encode()),
             (b"x-route-reason", header_safe(decision.reason)),
@@ -277,6 +287,8 @@ class Dispatcher:
             trial = half_open and allowed
             if previous is not None and previous != name:
                 self.metrics.fallbacks.labels(previous, name).inc()
+            if previous != name:
+                outcome.tried.append(name)
             previous = name
             attempt_headers = headers + [(b"x-route-variant", name.encode())]
             pin = self.pins.header(name)
@@ -443,8 +455,9 @@ class Dispatcher:
         )
 
     def record(self, endpoint: str, outcome: Outcome, started: float) -> None:
-        """The request's metrics: overhead, count, duration, and what the meter read."""
-        elapsed = time.perf_counter() - started
+        """The request's metrics: overhead, count, duration, and what the meter read
+        (the duration and the meter's reading are kept in `outcome` for the status page)."""
+        elapsed = outcome.duration = time.perf_counter() - started
         metrics = self.metrics
         metrics.overhead.labels(endpoint).observe(max(0.0, elapsed - outcome.upstream_seconds))
         metrics.requests.labels(endpoint, outcome.cls, outcome.variant, str(outcome.status)).inc()
@@ -452,4 +465,5 @@ class Dispatcher:
         obs = outcome.obs
         if obs is not None and obs.meter is not None:
             obs.meter.started = started
-            observe(metrics, endpoint, outcome.variant, obs.meter.result())
+            outcome.stats = stats = obs.meter.result()
+            observe(metrics, endpoint, outcome.variant, stats)

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from .activity import ActivityLog, ResourceHistory
 from .auth import KeyRing, load_keys
 from .backends import HealthResult, adapter_for
 from .classify import CLASSES
@@ -76,6 +77,9 @@ class Proxy:
         self.keys = self._keyring(cfg)
         self.managed: dict[str, ManagedProcess] = {}
         self.last_request = time.monotonic()
+        #: what the status page reads: finished requests, and backend CPU/RSS readings
+        self.activity = ActivityLog(_history(cfg))
+        self.resource_history = ResourceHistory()
         self._pins: PinGuard | None = None
         self._dispatcher: Dispatcher | None = None
         self._client: httpx.AsyncClient | None = None
@@ -158,6 +162,7 @@ class Proxy:
             pids=lambda: {n: p.pid for n, p in self.managed.items()},
             pid_files={n: b.pid_file for n, b in cfg.backends.items() if b.pid_file},
             interval=cfg.server.resource_interval,
+            history=self.resource_history,
         )
         self.spawn(self.sampler.run(), "resources")
         self.spawn(self._health_loop(), "health")
@@ -271,6 +276,7 @@ class Proxy:
                 raise ConfigError(source, [ConfigIssue("server.auth", str(exc))]) from exc
             raise
         self.runtime, self.keys = runtime, keys
+        self.activity.resize(_history(cfg))
         if self._pins is not None:
             self._pins.reconfigure(cfg, source)
             if self._pins.active:
@@ -429,6 +435,12 @@ class Proxy:
             for alias in variant.aliases:
                 data.append(_model(alias, created, {"kind": "alias", "variant": name}))
         return {"object": "list", "data": data}
+
+
+def _history(cfg: RouterConfig) -> int:
+    """The status page's ring size: 0 (appends keep nothing) when the page is off."""
+    page = cfg.server.status_page
+    return page.history if page.enabled else 0
 
 
 def _model(name: str, created: int, info: dict[str, Any]) -> dict[str, Any]:
