@@ -290,12 +290,7 @@ class Dispatcher:
             if previous != name:
                 outcome.tried.append(name)
             previous = name
-            attempt_headers = headers + [(b"x-route-variant", name.encode())]
-            pin = self.pins.header(name)
-            if pin is not None:
-                attempt_headers.append((b"x-route-pin", pin))
-            if name != first:
-                attempt_headers.append((b"x-route-fallback-from", first.encode()))
+            attempt_headers = self._route_headers(headers, name, first)
             upstream = rt.upstream_for(
                 name, endpoint, payload, raw, decision.prompt_fim, attempt.backend
             )
@@ -335,6 +330,16 @@ class Dispatcher:
         # the error answer says which variant failed, as a success would
         headers += tried
         raise last_error
+
+    def _route_headers(self, headers: Headers, name: str, first: str) -> Headers:
+        """`headers` and the routing headers of an attempt on variant `name`."""
+        out = headers + [(b"x-route-variant", name.encode())]
+        pin = self.pins.header(name)
+        if pin is not None:
+            out.append((b"x-route-pin", pin))
+        if name != first:
+            out.append((b"x-route-fallback-from", first.encode()))
+        return out
 
     async def _attempt(
         self,
