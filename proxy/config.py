@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -34,6 +34,8 @@ __all__ = [
     "CLASSES",
     "Backend",
     "BackendKind",
+    "Group",
+    "GroupMember",
     "BenchmarkConfig",
     "Pin",
     "RouteCandidate",
@@ -235,21 +237,30 @@ class Routes(_Strict):
             return data
         data = dict(data)
         order: dict[str, Any] = dict(data.get("order") or {})
+        cold: dict[str, Any] = dict(data.get("max_cold_start") or {})
         for key, value in list(data.items()):
             if isinstance(value, dict) and key not in ("order", "default"):
-                extra = set(value) - {"order", "candidates"}
+                extra = set(value) - {"order", "candidates", "max_cold_start"}
                 if extra:
                     raise ValueError(
                         f"{key}: unknown key {sorted(extra)[0]!r} (a route object takes "
-                        "order and candidates)"
+                        "order, candidates and max_cold_start)"
                     )
                 data[key] = value.get("candidates", [])
                 order[key] = value.get("order", "config")
+                if "max_cold_start" in value:
+                    cold[key] = value["max_cold_start"]
         if order:
             data["order"] = order
+        if cold:
+            data["max_cold_start"] = cold
         return data
 
     order: dict[str, RouteOrder] = {}
+    #: class → seconds a request of that class may wait for a cold variant to load; a
+    #: candidate expected to take longer is skipped while a warm one is left
+    #: (`proxy.warmth`). No entry: wait for the best candidate, however long.
+    max_cold_start: dict[str, Annotated[float, Field(ge=0)]] = {}
 
     completion: list[RouteCandidate] = []
     instruction: list[RouteCandidate] = []
@@ -388,6 +399,42 @@ class BenchmarkConfig(_Strict):
         return value
 
 
+class GroupMember(_Strict):
+    """A managed backend in a group; `persistent` ones are never evicted to make room."""
+
+    backend: str
+    persistent: bool = False
+
+
+def _members(value: Any) -> Any:
+    if isinstance(value, list):
+        return [{"backend": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
+class Group(_Strict):
+    """Managed backends that share one machine's budget (see `proxy.swapping`).
+
+    At most `max_loaded` members run at once and their resident memory (measured once
+    loaded, estimated from `model_file` before) stays within `memory_mb`; a request for
+    a member that doesn't fit stops the least recently used idle members first.
+    """
+
+    members: list[GroupMember]
+    max_loaded: int | None = Field(None, ge=1)
+    memory_mb: float | None = Field(None, gt=0)
+
+    _coerce = field_validator("members", mode="before")(_members)
+
+    @model_validator(mode="after")
+    def _has_budget(self) -> Group:
+        if self.max_loaded is None and self.memory_mb is None:
+            raise ValueError("give max_loaded, memory_mb or both: a group without a budget")
+        if not self.members:
+            raise ValueError("members: at least one backend")
+        return self
+
+
 class RouterConfig(_Strict):
     """The whole routing config file."""
 
@@ -398,6 +445,8 @@ class RouterConfig(_Strict):
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     pinning: PinningConfig = PinningConfig()
     benchmark: BenchmarkConfig = BenchmarkConfig()
+    #: managed backends that share a memory or process budget (llama-swap's groups)
+    groups: dict[str, Group] = {}
 
     def backend_url(self, name: str) -> str:
         backend = self.backends[name]
@@ -445,7 +494,49 @@ def _loc(loc: tuple[int | str, ...]) -> str:
 
 def _check_references(cfg: RouterConfig) -> list[ConfigIssue]:
     """What one section can't check alone: names that must exist, secrets that must be set."""
-    return [*_check_backends(cfg), *_check_variants(cfg), *_check_routes(cfg)]
+    return [
+        *_check_backends(cfg),
+        *_check_variants(cfg),
+        *_check_routes(cfg),
+        *_check_groups(cfg),
+    ]
+
+
+def _check_groups(cfg: RouterConfig) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    owner: dict[str, str] = {}
+    managed = sorted(n for n, b in cfg.backends.items() if b.managed)
+    for name, group in cfg.groups.items():
+        for i, member in enumerate(group.members):
+            key, backend = f"groups.{name}.members.{i}", member.backend
+            spec = cfg.backends.get(backend)
+            if spec is None:
+                known = ", ".join(managed) or "none"
+                issues.append(
+                    ConfigIssue(key, f"unknown backend {backend!r} (managed backends: {known})")
+                )
+            elif not spec.managed:
+                issues.append(
+                    ConfigIssue(
+                        key,
+                        f"backend {backend!r} is not managed (it has a url, no command): "
+                        "variant-proxy can only load and unload servers it runs itself",
+                    )
+                )
+            elif backend in owner:
+                where = "this group" if owner[backend] == name else f"group {owner[backend]!r}"
+                issues.append(ConfigIssue(key, f"backend {backend!r} is already in {where}"))
+            owner.setdefault(backend, name)
+        pinned = sum(1 for m in group.members if m.persistent)
+        if group.max_loaded is not None and len(group.members) > pinned >= group.max_loaded:
+            issues.append(
+                ConfigIssue(
+                    f"groups.{name}.max_loaded",
+                    f"{pinned} persistent members fill max_loaded {group.max_loaded}: "
+                    "the other members could never load",
+                )
+            )
+    return issues
 
 
 def _check_backends(cfg: RouterConfig) -> list[ConfigIssue]:
@@ -532,6 +623,14 @@ def _check_routes(cfg: RouterConfig) -> list[ConfigIssue]:
         if any(w is not None for w in weights) and any(w is None for w in weights):
             issues.append(
                 ConfigIssue(f"routes.{key}", "give every candidate a weight, or none of them")
+            )
+    for cls in cfg.routes.max_cold_start:
+        if cls not in CLASSES:
+            issues.append(
+                ConfigIssue(
+                    f"routes.max_cold_start.{cls}",
+                    f"unknown class {cls!r} (use one of {', '.join(CLASSES)})",
+                )
             )
     if cfg.routes.default not in cfg.variants:
         issues.append(
