@@ -239,7 +239,7 @@ class Routes(_Strict):
         order: dict[str, Any] = dict(data.get("order") or {})
         cold: dict[str, Any] = dict(data.get("max_cold_start") or {})
         for key, value in list(data.items()):
-            if isinstance(value, dict) and key not in ("order", "default"):
+            if isinstance(value, dict) and key not in ("order", "default", "max_cold_start"):
                 extra = set(value) - {"order", "candidates", "max_cold_start"}
                 if extra:
                     raise ValueError(

@@ -227,6 +227,10 @@ def test_no_room_until_queue_timeout_is_a_clear_503(
         assert "group 'laptop' has no room" in error["message"]
         assert "a: 1 in flight" in error["message"]
         assert answer.headers["retry-after"]
+        # nor can an admin cut the stream
+        busy = http.post(url + "/admin/unload/a")
+        assert busy.status_code == 409
+        assert busy.json()["error"]["code"] == "backend_in_use"
         rest = list(lines)
     assert "data: [DONE]" in rest, "the stream in flight was cut"
     assert proxy.managed["b"].state == "stopped"
