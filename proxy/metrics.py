@@ -327,6 +327,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.swap_wait = Histogram(
+            p + "swap_wait_seconds",
+            "Time one request waited for its group member to be loaded (room made, started).",
+            ["group"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.evictions = Counter(
             p + "evictions",
             "Group members stopped to make room (max_loaded, memory) or by an admin (admin).",

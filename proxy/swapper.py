@@ -144,8 +144,12 @@ class Swapper:
             task = asyncio.create_task(self._load(backend, group, timeout), name=f"load:{backend}")
             self._loading[backend] = task
             task.add_done_callback(_retrieve)
-        # shield: the load is shared by every request waiting for this member
-        await asyncio.shield(task)
+        waited = time.monotonic()
+        try:
+            # shield: the load is shared by every request waiting for this member
+            await asyncio.shield(task)
+        finally:
+            self.metrics.swap_wait.labels(group).observe(time.monotonic() - waited)
 
     async def _load(self, backend: str, group: str, timeout: float) -> None:
         began = time.monotonic()

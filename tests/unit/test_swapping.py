@@ -88,38 +88,46 @@ def m(name: str, loaded: bool = True, busy: int = 0, used: float = 0, mb: float 
     return Member(name, loaded, busy, used, mb, persistent)
 
 
+ML, MEM = "max_loaded", "memory"
+X = m("x", loaded=False)
+
+
+def x(mb: float) -> Member:
+    return m("x", loaded=False, mb=mb)
+
+
 @pytest.mark.parametrize(
     ("members", "max_loaded", "memory_mb", "status", "evict"),
     [
         # already loaded: nothing to do
         ([m("x")], 1, None, "ready", ()),
         # room left
-        ([m("a"), m("x", loaded=False)], 2, None, "ready", ()),
+        ([m("a"), X], 2, None, "ready", ()),
         # full: the least recently used idle member goes
-        ([m("a", used=5), m("b", used=1), m("x", loaded=False)], 2, None, "ready", (("b", "max_loaded"),)),
+        ([m("a", used=5), m("b", used=1), X], 2, None, "ready", (("b", ML),)),
         # the LRU one is busy: the next one goes
-        ([m("a", used=5), m("b", used=1, busy=1), m("x", loaded=False)], 2, None, "ready", (("a", "max_loaded"),)),
+        ([m("a", used=5), m("b", used=1, busy=1), X], 2, None, "ready", (("a", ML),)),
         # persistent members stay
-        ([m("a", used=1, persistent=True), m("b", used=5), m("x", loaded=False)], 2, None, "ready", (("b", "max_loaded"),)),
+        ([m("a", used=1, persistent=True), m("b", used=5), X], 2, None, "ready", (("b", ML),)),
         # every loaded member busy: wait
-        ([m("a", busy=2), m("x", loaded=False)], 1, None, "blocked", ()),
+        ([m("a", busy=2), X], 1, None, "blocked", ()),
         # memory: stop as many as needed, least recent first
-        ([m("a", used=1, mb=40), m("b", used=2, mb=40), m("c", used=3, mb=10), m("x", loaded=False, mb=50)],
-         None, 100, "ready", (("a", "memory"),)),
-        ([m("a", used=1, mb=40), m("b", used=2, mb=40), m("x", loaded=False, mb=70)],
-         None, 100, "ready", (("a", "memory"), ("b", "memory"))),
+        ([m("a", used=1, mb=40), m("b", used=2, mb=40), m("c", used=3, mb=10), x(50)],
+         None, 100, "ready", (("a", MEM),)),
+        ([m("a", used=1, mb=40), m("b", used=2, mb=40), x(70)],
+         None, 100, "ready", (("a", MEM), ("b", MEM))),
         # fits by memory: nothing stopped, whatever the count
-        ([m("a", mb=10), m("b", mb=10), m("x", loaded=False, mb=10)], None, 100, "ready", ()),
+        ([m("a", mb=10), m("b", mb=10), x(10)], None, 100, "ready", ()),
         # both budgets: the count decides first, memory next
-        ([m("a", used=1, mb=10), m("b", used=2, mb=80), m("x", loaded=False, mb=30)], 2, 100, "ready",
-         (("a", "max_loaded"), ("b", "memory"))),
+        ([m("a", used=1, mb=10), m("b", used=2, mb=80), x(30)], 2, 100, "ready",
+         (("a", ML), ("b", MEM))),
         # bigger than the whole budget: never
-        ([m("a", mb=10), m("x", loaded=False, mb=200)], None, 100, "never", ()),
+        ([m("a", mb=10), x(200)], None, 100, "never", ()),
         # memory blocked by a busy member: nothing is stopped in vain
-        ([m("a", used=1, mb=50), m("b", used=2, mb=40, busy=1), m("x", loaded=False, mb=70)],
+        ([m("a", used=1, mb=50), m("b", used=2, mb=40, busy=1), x(70)],
          None, 100, "blocked", ()),
         # unloaded members don't count
-        ([m("a", loaded=False, mb=90), m("x", loaded=False, mb=50)], 1, 100, "ready", ()),
+        ([m("a", loaded=False, mb=90), x(50)], 1, 100, "ready", ()),
     ],
 )  # fmt: skip
 def test_plan(
