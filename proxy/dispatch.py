@@ -55,7 +55,7 @@ from .streammeter import StreamMeter, observe
 from .supervisor import ManagedProcess
 from .swapper import Swapper
 from .upstream import AttemptTarget, Headers, Observation, Relay, Send
-from .warmth import note, prefer_warm, warmest
+from .warmth import note, prefer_warm
 
 __all__ = ["Dispatcher", "Outcome", "backend_usable", "header_safe"]
 
@@ -188,7 +188,7 @@ class Dispatcher:
         kept, skipped = prefer_warm(
             decision.candidates,
             budget,
-            lambda v: warmest([self.swapper.warmth(b) for b in rt.cfg.variants[v].backends]),
+            lambda v: self.swapper.variant_warmth(rt.cfg.variants[v]),
         )
         if not skipped:
             return decision
@@ -325,6 +325,7 @@ class Dispatcher:
                 continue
             outcome.variant, outcome.obs = name, obs
             outcome.status = obs.status or 200
+            self.swapper.note_served(attempt.backend, rt.cfg.variants[name].model)
             return
         if last_error is None:
             why = "; ".join(

@@ -24,6 +24,7 @@ import httpx
 
 from .auth import KeyRing, load_keys
 from .backends import HealthResult, adapter_for
+from .backends.loaded import LOADED_KINDS, fetch_loaded
 from .classify import CLASSES
 from .config import RouterConfig, load_config
 from .dispatch import Dispatcher
@@ -402,7 +403,29 @@ class Proxy:
         while True:
             with contextlib.suppress(Exception):
                 await self.probe_all()
+            with contextlib.suppress(Exception):
+                await self.poll_loaded()
             await asyncio.sleep(self.runtime.cfg.server.health_interval)
+
+    async def poll_loaded(self) -> None:
+        """Ask Ollama and LM Studio backends which models they hold, for warm-aware routing;
+        only when a route has a `max_cold_start` budget to apply."""
+        rt = self.runtime
+        if not rt.cfg.routes.max_cold_start or self._swapper is None:
+            return
+        names = [
+            n
+            for n, b in rt.cfg.backends.items()
+            if b.kind in LOADED_KINDS and n not in self.managed
+        ]
+        found = await asyncio.gather(
+            *(
+                fetch_loaded(rt.cfg.backends[n].kind, self.client, rt.urls[n], rt.headers[n])
+                for n in names
+            )
+        )
+        for name, models in zip(names, found, strict=True):
+            self._swapper.set_loaded(name, rt.cfg.backends[name].kind, models)
 
     def backend_status(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -420,6 +443,9 @@ class Proxy:
                 "queued": state.limiter.queued,
                 "max_concurrency": spec.max_concurrency,
             }
+            loaded = self._swapper.loaded_models(name) if self._swapper is not None else None
+            if loaded is not None:
+                item["loaded_models"] = loaded
             proc = self.managed.get(name)
             if proc is not None:
                 item["managed"] = {

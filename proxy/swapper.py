@@ -32,12 +32,13 @@ from typing import Any
 
 import psutil
 
-from .config import Group, RouterConfig
+from .backends.loaded import model_key
+from .config import Group, RouterConfig, Variant
 from .errors import BackendInUse, BackendStartError, UpstreamBusy
 from .metrics import Metrics
 from .supervisor import ManagedProcess
 from .swapping import EvictionReason, Member, Plan, plan
-from .warmth import WARM, Warmth
+from .warmth import WARM, Warmth, warmest
 
 __all__ = ["Swapper", "tree_rss_mb"]
 
@@ -101,6 +102,8 @@ class Swapper:
         self._last_rss: dict[str, float] = {}
         self._last_eviction: dict[str, str] = {}
         self._swaps: dict[str, int] = {}
+        #: the models a server that loads them itself (Ollama, LM Studio) holds, by backend
+        self._remote: dict[str, tuple[str, frozenset[str]]] = {}
         if cfg is not None:
             self.configure(cfg)
 
@@ -255,11 +258,35 @@ class Swapper:
             self.members(group), backend, max_loaded=spec.max_loaded, memory_mb=spec.memory_mb
         )
 
-    def warmth(self, backend: str) -> Warmth:
-        """How soon `backend` could answer (`proxy.warmth`); warm unless the proxy runs it."""
+    def variant_warmth(self, variant: Variant) -> Warmth:
+        """A variant is as warm as its warmest backend."""
+        return warmest([self.warmth(b, variant.model) for b in variant.backends])
+
+    def set_loaded(self, backend: str, kind: str, models: frozenset[str] | None) -> None:
+        """What a server that loads models itself holds now (None: it can't say)."""
+        if models is None:
+            self._remote.pop(backend, None)
+        else:
+            self._remote[backend] = (kind, models)
+
+    def note_served(self, backend: str, model: str) -> None:
+        """`model` just answered on `backend`: it is loaded there (until the next poll)."""
+        known = self._remote.get(backend)
+        if known is not None:
+            kind, models = known
+            key = model_key(kind, model)
+            if key not in models:
+                self._remote[backend] = (kind, models | {key})
+
+    def warmth(self, backend: str, model: str | None = None) -> Warmth:
+        """How soon `backend` could answer `model` (`proxy.warmth`): a managed backend by its
+        process, Ollama and LM Studio by what they last said they hold, others warm."""
         proc = self.managed.get(backend)
         if proc is None:
-            return WARM
+            known = self._remote.get(backend)
+            if known is None or model is None or model_key(known[0], model) in known[1]:
+                return WARM
+            return Warmth("cold", None)
         expected = proc.expected_load_seconds
         if proc.state == "ready" and backend not in self._evicting:
             return WARM
@@ -313,6 +340,11 @@ class Swapper:
         return True
 
     # -- listings ----------------------------------------------------------------------------
+
+    def loaded_models(self, backend: str) -> list[str] | None:
+        """What an Ollama or LM Studio backend last said it holds (None: not asked)."""
+        known = self._remote.get(backend)
+        return None if known is None else sorted(known[1])
 
     def backend_info(self, backend: str) -> dict[str, Any]:
         """What `/backends` shows about a managed backend's loading and swapping."""

@@ -13,9 +13,11 @@ A candidate is `warm` (running), `loading` (starting; the wait is what is
 left of its expected load time) or `cold` (stopped; the wait is its load
 time learned from past starts, `ManagedProcess.expected_load_seconds`). A
 variant with replicas is as warm as its warmest backend. A backend the proxy
-does not run is taken as warm, as before this existed. Until a backend has
-loaded once its load time is unknown and it counts as over any budget
-(`POST /admin/load/<backend>` warms it and measures it).
+does not run is warm, except on Ollama and LM Studio, which say which models
+they hold (`proxy.backends.loaded`): a model they don't hold is cold with an
+unknown load time. Until a managed backend has loaded once its load time is
+unknown too, and unknown counts as over any budget
+(`POST /admin/load/<backend>` warms a managed backend and measures it).
 
 Pure: the warmth readings come in as a function, a list and reasons go out.
 """
@@ -62,7 +64,7 @@ def describe(warmth: Warmth, budget: float) -> str:
     """Why a candidate is over the budget: `cold, ~8.0 s to load > 0.5 s budget`."""
     limit = f"{budget:g} s budget"
     if warmth.wait is None:
-        return f"{warmth.state}, load time unknown (never loaded here) > {limit}"
+        return f"{warmth.state}, load time unknown > {limit}"
     verb = "left to load" if warmth.state == "loading" else "to load"
     return f"{warmth.state}, ~{_seconds(warmth.wait)} {verb} > {limit}"
 

@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 
+from proxy.backends.loaded import lmstudio_loaded, model_key, ollama_running
 from proxy.config import parse_config
 from proxy.errors import ConfigError
 from proxy.swapping import Member, plan
 from proxy.warmth import Warmth, describe, prefer_warm, warmest
+from tests.helpers.server_samples import LMSTUDIO_V0_MODELS
 
 
 def cfg(groups: Any = None, routes: Any = None) -> dict[str, Any]:
@@ -193,10 +195,26 @@ def test_warmth_words_and_replicas() -> None:
     assert describe(COLD8, 0.5) == "cold, ~8.0 s to load > 0.5 s budget"
     assert describe(Warmth("cold", 21.4), 2) == "cold, ~21 s to load > 2 s budget"
     assert describe(Warmth("loading", 3.0), 1) == "loading, ~3.0 s left to load > 1 s budget"
-    assert describe(COLD_UNKNOWN, 0.5) == (
-        "cold, load time unknown (never loaded here) > 0.5 s budget"
-    )
+    assert describe(COLD_UNKNOWN, 0.5) == ("cold, load time unknown > 0.5 s budget")
     # a variant is as warm as its warmest backend
     assert warmest([COLD8, WARM]) == WARM
     assert warmest([COLD_UNKNOWN, COLD8]) == COLD8
     assert warmest([]) == WARM
+
+
+def test_what_ollama_and_lm_studio_say_they_hold() -> None:
+    ps = {
+        "models": [
+            {"name": "gemma3", "model": "gemma3", "size": 6591830464, "size_vram": 0},
+            {"name": "qwen2.5-coder:7b", "model": "qwen2.5-coder:7b"},
+        ]
+    }
+    assert ollama_running(ps) == {"gemma3:latest", "qwen2.5-coder:7b"}
+    assert ollama_running({"models": []}) == frozenset()
+    assert ollama_running({"error": "unauthorized"}) is None
+    assert model_key("ollama", "gemma3") == "gemma3:latest"
+    assert model_key("ollama", "library/gemma3:4b") == "library/gemma3:4b"
+    assert model_key("lmstudio", "gemma3") == "gemma3"
+    assert lmstudio_loaded(LMSTUDIO_V0_MODELS) == {"meta-llama-3.1-8b-instruct"}
+    # LM Studio before 0.3.6: 200 with an error object; it can't say
+    assert lmstudio_loaded({"error": "Unexpected endpoint or method."}) is None
