@@ -29,13 +29,12 @@ from pydantic import (
 from .classify import CLASSES, ClassifierConfig
 from .errors import ConfigError, ConfigIssue
 from .origin import normalize_origin
+from .swapping import Group, check_groups
 
 __all__ = [
     "CLASSES",
     "Backend",
     "BackendKind",
-    "Group",
-    "GroupMember",
     "BenchmarkConfig",
     "Pin",
     "RouteCandidate",
@@ -399,42 +398,6 @@ class BenchmarkConfig(_Strict):
         return value
 
 
-class GroupMember(_Strict):
-    """A managed backend in a group; `persistent` ones are never evicted to make room."""
-
-    backend: str
-    persistent: bool = False
-
-
-def _members(value: Any) -> Any:
-    if isinstance(value, list):
-        return [{"backend": item} if isinstance(item, str) else item for item in value]
-    return value
-
-
-class Group(_Strict):
-    """Managed backends that share one machine's budget (see `proxy.swapping`).
-
-    At most `max_loaded` members run at once and their resident memory (measured once
-    loaded, estimated from `model_file` before) stays within `memory_mb`; a request for
-    a member that doesn't fit stops the least recently used idle members first.
-    """
-
-    members: list[GroupMember]
-    max_loaded: int | None = Field(None, ge=1)
-    memory_mb: float | None = Field(None, gt=0)
-
-    _coerce = field_validator("members", mode="before")(_members)
-
-    @model_validator(mode="after")
-    def _has_budget(self) -> Group:
-        if self.max_loaded is None and self.memory_mb is None:
-            raise ValueError("give max_loaded, memory_mb or both: a group without a budget")
-        if not self.members:
-            raise ValueError("members: at least one backend")
-        return self
-
-
 class RouterConfig(_Strict):
     """The whole routing config file."""
 
@@ -498,45 +461,12 @@ def _check_references(cfg: RouterConfig) -> list[ConfigIssue]:
         *_check_backends(cfg),
         *_check_variants(cfg),
         *_check_routes(cfg),
-        *_check_groups(cfg),
+        *check_groups(
+            cfg.groups,
+            managed={n for n, b in cfg.backends.items() if b.managed},
+            known=set(cfg.backends),
+        ),
     ]
-
-
-def _check_groups(cfg: RouterConfig) -> list[ConfigIssue]:
-    issues: list[ConfigIssue] = []
-    owner: dict[str, str] = {}
-    managed = sorted(n for n, b in cfg.backends.items() if b.managed)
-    for name, group in cfg.groups.items():
-        for i, member in enumerate(group.members):
-            key, backend = f"groups.{name}.members.{i}", member.backend
-            spec = cfg.backends.get(backend)
-            if spec is None:
-                known = ", ".join(managed) or "none"
-                issues.append(
-                    ConfigIssue(key, f"unknown backend {backend!r} (managed backends: {known})")
-                )
-            elif not spec.managed:
-                issues.append(
-                    ConfigIssue(
-                        key,
-                        f"backend {backend!r} is not managed (it has a url, no command): "
-                        "variant-proxy can only load and unload servers it runs itself",
-                    )
-                )
-            elif backend in owner:
-                where = "this group" if owner[backend] == name else f"group {owner[backend]!r}"
-                issues.append(ConfigIssue(key, f"backend {backend!r} is already in {where}"))
-            owner.setdefault(backend, name)
-        pinned = sum(1 for m in group.members if m.persistent)
-        if group.max_loaded is not None and len(group.members) > pinned >= group.max_loaded:
-            issues.append(
-                ConfigIssue(
-                    f"groups.{name}.max_loaded",
-                    f"{pinned} persistent members fill max_loaded {group.max_loaded}: "
-                    "the other members could never load",
-                )
-            )
-    return issues
 
 
 def _check_backends(cfg: RouterConfig) -> list[ConfigIssue]:

@@ -33,11 +33,11 @@ from typing import Any
 import psutil
 
 from .backends.loaded import model_key
-from .config import Group, RouterConfig, Variant
+from .config import RouterConfig, Variant
 from .errors import BackendInUse, BackendStartError, UpstreamBusy
 from .metrics import Metrics
 from .supervisor import ManagedProcess
-from .swapping import EvictionReason, Member, Plan, plan
+from .swapping import EvictionReason, Group, Member, Plan, plan
 from .warmth import WARM, Warmth, warmest
 
 __all__ = ["Swapper", "tree_rss_mb"]

@@ -16,15 +16,110 @@ The plan is `ready` (stop `evict`, then start the member), `blocked` (it
 would fit once busy members finish: wait and plan again) or `never` (the
 member alone is bigger than the budget). `proxy.swapper` gathers the
 `Member` readings, carries the plan out and does the waiting.
+
+The `groups:` schema lives here too (`Group`, `check_groups`), beside the
+rules it configures; `proxy.config` includes it in the one config model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-__all__ = ["EvictionReason", "Member", "Plan", "plan"]
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .errors import ConfigIssue
+
+__all__ = [
+    "EvictionReason",
+    "Group",
+    "GroupMember",
+    "Member",
+    "Plan",
+    "check_groups",
+    "plan",
+]
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class GroupMember(BaseModel):
+    """A managed backend in a group; `persistent` ones are never evicted to make room."""
+
+    model_config = _STRICT
+
+    backend: str
+    persistent: bool = False
+
+
+def _members(value: Any) -> Any:
+    if isinstance(value, list):
+        return [{"backend": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
+class Group(BaseModel):
+    """`groups.<name>`: managed backends that share one machine's budget.
+
+    At most `max_loaded` members run at once and their resident memory (measured once
+    loaded, estimated from `model_file` before) stays within `memory_mb`; a request for
+    a member that doesn't fit stops the least recently used idle members first.
+    """
+
+    model_config = _STRICT
+
+    members: list[GroupMember]
+    max_loaded: int | None = Field(None, ge=1)
+    memory_mb: float | None = Field(None, gt=0)
+
+    _coerce = field_validator("members", mode="before")(_members)
+
+    @model_validator(mode="after")
+    def _has_budget(self) -> Group:
+        if self.max_loaded is None and self.memory_mb is None:
+            raise ValueError("give max_loaded, memory_mb or both: a group without a budget")
+        if not self.members:
+            raise ValueError("members: at least one backend")
+        return self
+
+
+def check_groups(
+    groups: Mapping[str, Group], *, managed: Collection[str], known: Collection[str]
+) -> list[ConfigIssue]:
+    """What the schema can't check alone: members are managed backends, each in one group,
+    and persistent members leave room for the others."""
+    issues: list[ConfigIssue] = []
+    owner: dict[str, str] = {}
+    names = ", ".join(sorted(managed)) or "none"
+    for name, group in groups.items():
+        for i, member in enumerate(group.members):
+            key, backend = f"groups.{name}.members.{i}", member.backend
+            if backend not in known:
+                why = f"unknown backend {backend!r} (managed backends: {names})"
+            elif backend not in managed:
+                why = (
+                    f"backend {backend!r} is not managed (it has a url, no command): "
+                    "variant-proxy can only load and unload servers it runs itself"
+                )
+            elif backend in owner:
+                where = "this group" if owner[backend] == name else f"group {owner[backend]!r}"
+                why = f"backend {backend!r} is already in {where}"
+            else:
+                owner[backend] = name
+                continue
+            issues.append(ConfigIssue(key, why))
+        pinned = sum(1 for m in group.members if m.persistent)
+        if group.max_loaded is not None and len(group.members) > pinned >= group.max_loaded:
+            issues.append(
+                ConfigIssue(
+                    f"groups.{name}.max_loaded",
+                    f"{pinned} persistent members fill max_loaded {group.max_loaded}: "
+                    "the other members could never load",
+                )
+            )
+    return issues
+
 
 #: why a member was stopped: the group's process count, its memory, or an admin's unload
 EvictionReason = Literal["max_loaded", "memory", "admin"]
