@@ -289,3 +289,35 @@ def test_persistent_member_is_never_evicted(
         assert chat(url, f"v{name}").choices[0].message.content.startswith(f"{name} pid")
         assert proxy.managed["keep"].pid == keep_pid and alive(keep_pid)
     assert fakes_running(tag).__len__() == 2
+
+
+def test_a_stream_waiting_for_a_swap_gets_keepalives_then_its_answer(
+    tmp_path: Path, served: Callable[[Path], tuple[str, Proxy]]
+) -> None:
+    tag = f"swap-keepalive-{id(tmp_path)}"
+    backends = {
+        "a": fake_backend(
+            "a", "--chunks", "25", "--chunk-delay", "0.1", "--tag", tag, start="eager"
+        ),
+        "b": fake_backend("b", "--tag", tag),
+    }
+    groups = {"laptop": {"members": ["a", "b"], "max_loaded": 1}}
+    url, proxy = served(config(tmp_path, backends, groups=groups))
+    chat_body = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with httpx.Client(timeout=60) as http:
+        with http.stream(
+            "POST", url + "/v1/chat/completions", json={"model": "va", **chat_body}
+        ) as first:
+            lines = first.iter_lines()
+            assert next(lines).startswith("data: ")
+            with ThreadPoolExecutor(1) as pool:
+                rest = pool.submit(lambda: list(lines))
+                with http.stream(
+                    "POST", url + "/v1/chat/completions", json={"model": "vb", **chat_body}
+                ) as waiting:
+                    assert waiting.status_code == 200
+                    text = "".join(waiting.iter_text())
+                assert "data: [DONE]" in rest.result(60)
+    # committed early (200, text/event-stream) and kept alive while a finished its stream
+    assert text.startswith(": keep-alive\n\n")
+    assert f"b pid {proxy.managed['b'].pid}" in text and text.endswith("data: [DONE]\n\n")
