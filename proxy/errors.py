@@ -66,8 +66,8 @@ from typing import Any
 import orjson
 
 __all__ = [
-    "BackendInUse",
     "BackendError",
+    "BackendInUse",
     "BackendProtocolError",
     "BackendStartError",
     "BackendUnavailableError",
