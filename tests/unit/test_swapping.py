@@ -218,3 +218,18 @@ def test_what_ollama_and_lm_studio_say_they_hold() -> None:
     assert lmstudio_loaded(LMSTUDIO_V0_MODELS) == {"meta-llama-3.1-8b-instruct"}
     # LM Studio before 0.3.6: 200 with an error object; it can't say
     assert lmstudio_loaded({"error": "Unexpected endpoint or method."}) is None
+
+
+def test_a_reload_takes_the_new_groups() -> None:
+    from proxy.metrics import Metrics
+    from proxy.swapper import Swapper
+
+    first = parse_config(cfg({"g": {"members": ["a", "b"], "max_loaded": 1}}))
+    swapper = Swapper(first, {}, Metrics(), in_flight=lambda _: 0)
+    assert swapper.group_of("a") == "g" and swapper.group_of("c") is None
+    second = parse_config(
+        cfg({"h": {"members": ["c", {"backend": "a", "persistent": True}], "max_loaded": 2}})
+    )
+    swapper.configure(second)
+    assert swapper.group_of("a") == "h" and swapper.group_of("b") is None
+    assert list(swapper.groups) == ["h"]
