@@ -58,7 +58,7 @@ def _config(state: Path, tag: str, load_seconds: float, max_loaded: int) -> dict
         name: {
             "kind": "llamacpp",
             "command": [
-                "python3", FAKE, "--port", "{port}", "--name", name, "--tag", tag,
+                sys.executable, FAKE, "--port", "{port}", "--name", name, "--tag", tag,
                 "--load-seconds", str(load_seconds), "--chunks", "4", "--chunk-delay", "0.02",
             ],
             "start": "lazy",
@@ -84,12 +84,14 @@ def _config(state: Path, tag: str, load_seconds: float, max_loaded: int) -> dict
 
 
 def _running(tag: str) -> int:
-    count = 0
+    """How many members have a live server (by `--name`: one server may briefly be two
+    processes while it starts, e.g. behind a pyenv shim)."""
+    names = set()
     for proc in psutil.process_iter(["cmdline", "status"]):
         cmd = proc.info["cmdline"] or []
         if FAKE in cmd and tag in cmd and proc.info["status"] != psutil.STATUS_ZOMBIE:
-            count += 1
-    return count
+            names.add(cmd[cmd.index("--name") + 1])
+    return len(names)
 
 
 def _metric(text: str, name: str) -> float:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +28,7 @@ FAKE = str(Path(__file__).resolve().parents[1] / "helpers" / "fake_llama.py")
 def fake_backend(name: str, *extra: str, **spec: Any) -> dict[str, Any]:
     return {
         "kind": "llamacpp",
-        "command": ["python3", FAKE, "--port", "{port}", "--name", name, *extra],
+        "command": [sys.executable, FAKE, "--port", "{port}", "--name", name, *extra],
         "start": "lazy",
         "start_timeout": 30,
         "queue_timeout": 60,
@@ -62,13 +63,14 @@ def alive(pid: int | None) -> bool:
         return False
 
 
-def fakes_running(tag: str) -> list[int]:
-    """Pids of live fake servers of this test (their command line names `tag`)."""
-    out = []
+def fakes_running(tag: str) -> dict[str, int]:
+    """The members of this test with a live fake server (`--name` → pid); their command
+    lines carry `tag`."""
+    out = {}
     for proc in psutil.process_iter(["cmdline", "status"]):
         cmd = proc.info["cmdline"] or []
-        if FAKE in cmd and tag in " ".join(cmd) and proc.info["status"] != psutil.STATUS_ZOMBIE:
-            out.append(proc.pid)
+        if FAKE in cmd and tag in cmd and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            out[cmd[cmd.index("--name") + 1]] = proc.pid
     return out
 
 
@@ -77,11 +79,14 @@ class Watch:
 
     def __init__(self, tag: str) -> None:
         self.tag, self.most, self._stop = tag, 0, threading.Event()
+        self.seen: list[str] = []
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.most = max(self.most, len(fakes_running(self.tag)))
+            found = fakes_running(self.tag)
+            if len(found) > self.most:
+                self.most, self.seen = len(found), sorted(found)
             time.sleep(0.02)
 
     def __enter__(self) -> Watch:
@@ -149,7 +154,7 @@ def test_max_loaded_1_swaps_alternating_requests(
             assert reply.choices[0].message.content == f"{name} pid {proc.pid}", i
             assert alive(proc.pid) and not alive(other.pid)
             assert other.pid is None and other.state == "stopped"
-    assert watch.most == 1, "two members of a max_loaded 1 group ran at once"
+    assert watch.most == 1, f"two members of a max_loaded 1 group ran at once: {watch.seen}"
     assert metric(url, "variant_proxy_swaps_total", group="laptop") == 4
     assert metric(url, "variant_proxy_evictions_total", group="laptop", reason="max_loaded") == 4
     listing = httpx.get(url + "/backends", timeout=10).json()
@@ -288,7 +293,7 @@ def test_persistent_member_is_never_evicted(
     for name in ["a", "b", "a"]:
         assert chat(url, f"v{name}").choices[0].message.content.startswith(f"{name} pid")
         assert proxy.managed["keep"].pid == keep_pid and alive(keep_pid)
-    assert fakes_running(tag).__len__() == 2
+    assert sorted(fakes_running(tag)) == ["a", "keep"]
 
 
 def test_a_stream_waiting_for_a_swap_gets_keepalives_then_its_answer(
