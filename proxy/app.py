@@ -41,6 +41,7 @@ from .errors import (
     InvalidConfig,
     InvalidRequest,
     MethodNotAllowed,
+    ModelNotFound,
     ProxyError,
     RequestError,
     render,
@@ -89,6 +90,19 @@ async def models(request: Request) -> Response:
     proxy = _proxy(request)
     proxy.keys.check(request.headers.raw)
     return _json(proxy.models())
+
+
+async def model(request: Request) -> Response:
+    """One entry of `/v1/models` (OpenAI's `models.retrieve`), or 404 `model_not_found`."""
+    proxy = _proxy(request)
+    proxy.keys.check(request.headers.raw)
+    name = request.path_params["model"]
+    for entry in proxy.models()["data"]:
+        if entry["id"] == name:
+            return _json(entry)
+    raise ModelNotFound(
+        f"The model {name[:100]!r} does not exist; GET /v1/models lists them", param="model"
+    )
 
 
 async def health(request: Request) -> Response:
@@ -222,6 +236,7 @@ class ProxyApp:
         routes = [Route(path, self.fast[path], methods=["POST"]) for path in self.fast]
         routes += [
             Route("/v1/models", models, methods=["GET"]),
+            Route("/v1/models/{model:path}", model, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
             Route("/metrics", _admin(metrics_endpoint, metrics_endpoint=True), methods=["GET"]),

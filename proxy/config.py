@@ -83,6 +83,10 @@ class Backend(_Strict):
     kind: BackendKind
     url: str | None = None
     api_key_env: str | None = None
+    #: the server answers `/v1/responses` itself, and Responses requests are relayed to it
+    #: as sent. false: they are served as chat completions (`proxy.responses`), which every
+    #: kind speaks the same way; local servers' own Responses support differs by version.
+    responses_api: bool = False
     timeouts: Timeouts = Timeouts()
     max_concurrency: int | None = Field(None, ge=1)
     max_queue: int = Field(64, ge=0)

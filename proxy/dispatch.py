@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from .adapt import ChatAnswerSend
+from .adapt import ChatAnswerSend, ResponsesAnswerSend, UpstreamRequest
 from .classify import CLASSES
 from .errors import (
     BackendStartError,
@@ -84,6 +84,18 @@ def header_safe(text: str, limit: int = 200) -> bytes:
     """`text` as a printable-ASCII header value, cut to `limit` characters."""
     clean = "".join(ch if " " <= ch <= "~" else "?" for ch in text)
     return clean[:limit].encode("ascii")
+
+
+def _reply(send: Send, upstream: UpstreamRequest, payload: Mapping[str, Any]) -> Send:
+    """The `send` the relay writes to: the client's, or one that converts the answer on
+    its way. A chat request a base model served goes back in chat's shape; a Responses
+    request served as chat in the Responses shape (both may apply, stacked)."""
+    reply = send
+    if upstream.responses == "translated":
+        reply = ResponsesAnswerSend(send, payload)
+    if upstream.adaptation == "transcript":
+        reply = ChatAnswerSend(reply)
+    return reply
 
 
 def _kind(exc: ProxyError) -> str:
@@ -296,7 +308,9 @@ class Dispatcher:
                 attempt_headers.append((b"x-route-pin", pin))
             if name != first:
                 attempt_headers.append((b"x-route-fallback-from", first.encode()))
-            upstream = rt.upstream_for(name, endpoint, payload, raw, decision.prompt_fim)
+            upstream = rt.upstream_for(
+                name, endpoint, payload, raw, decision.prompt_fim, attempt.backend
+            )
             attempt_headers += upstream.headers()
             tried = attempt_headers[len(headers) :]
             obs = Observation()
@@ -304,8 +318,7 @@ class Dispatcher:
             obs.meter, obs.on_chunk = meter, meter.feed
             target = self._target(rt, attempt, upstream.path, obs)
             content = upstream.body
-            # a chat request a base model served: the answer goes back in chat's shape
-            reply = ChatAnswerSend(send) if upstream.adaptation == "transcript" else send
+            reply = _reply(send, upstream, payload)
             try:
                 await self._attempt(
                     relay,

@@ -56,7 +56,7 @@ FAST_BUCKETS = (
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05,
 )  # fmt: skip
 #: the values of the `endpoint` label: the relayed endpoints (`runtime.ENDPOINTS`), no others
-ENDPOINT_LABELS = frozenset({"chat", "completions", "embeddings"})
+ENDPOINT_LABELS = frozenset({"chat", "completions", "embeddings", "responses"})
 
 _PIN_VALUE_LIMIT = 80
 #: every metric name starts with this
