@@ -141,7 +141,20 @@ async def pins(request: Request) -> Response:
 
 
 async def backends(request: Request) -> Response:
-    return _json({"backends": _proxy(request).backend_status()})
+    proxy = _proxy(request)
+    return _json({"backends": proxy.backend_status(), "groups": proxy.swapper.status()})
+
+
+async def load_backend(request: Request) -> Response:
+    proxy = _proxy(request)
+    await _body(request)  # none is needed; one sent is read within the limits
+    return _json(await proxy.load_backend(request.path_params["backend"]))
+
+
+async def unload_backend(request: Request) -> Response:
+    proxy = _proxy(request)
+    await _body(request)
+    return _json(await proxy.unload_backend(request.path_params["backend"]))
 
 
 async def _body(request: Request) -> bytes:
@@ -232,6 +245,8 @@ class ProxyApp:
             Route("/pins", _admin(pins), methods=["GET"]),
             Route("/route/explain", _admin(route_explain), methods=["POST"]),
             Route("/admin/reload", _admin(reload), methods=["POST"]),
+            Route("/admin/load/{backend}", _admin(load_backend), methods=["POST"]),
+            Route("/admin/unload/{backend}", _admin(unload_backend), methods=["POST"]),
             # the status page (statuspage.py): the files hold no data, the JSON is admin
             Route("/", statuspage.page, methods=["GET"]),
             Route("/ui", statuspage.page, methods=["GET"]),
@@ -275,7 +290,7 @@ class ProxyApp:
             allowed_hosts=server.allowed_hosts,
             cors_origins=server.cors_origins,
             listen_host=self.proxy.listen_host,
-            body_paths=[*self.fast, *self.BODY_PATHS],
+            body_paths=[*self.fast, *self.BODY_PATHS, *_admin_paths(cfg)],
         )
         return server, policy
 
@@ -328,6 +343,13 @@ class ProxyApp:
             await self.fast[scope["path"]](scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+
+def _admin_paths(cfg: RouterConfig) -> list[str]:
+    """`/admin/load/<b>` and `/admin/unload/<b>` of every managed backend: a body sent there
+    must be JSON like any other."""
+    managed = [name for name, backend in cfg.backends.items() if backend.managed]
+    return [f"/admin/{op}/{name}" for name in managed for op in ("load", "unload")]
 
 
 def _with_headers(send: Any, extra: list[tuple[bytes, bytes]]) -> Any:

@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -29,6 +29,7 @@ from pydantic import (
 from .classify import CLASSES, ClassifierConfig
 from .errors import ConfigError, ConfigIssue
 from .origin import normalize_origin
+from .swapping import Group, check_groups
 
 __all__ = [
     "CLASSES",
@@ -240,21 +241,30 @@ class Routes(_Strict):
             return data
         data = dict(data)
         order: dict[str, Any] = dict(data.get("order") or {})
+        cold: dict[str, Any] = dict(data.get("max_cold_start") or {})
         for key, value in list(data.items()):
-            if isinstance(value, dict) and key not in ("order", "default"):
-                extra = set(value) - {"order", "candidates"}
+            if isinstance(value, dict) and key not in ("order", "default", "max_cold_start"):
+                extra = set(value) - {"order", "candidates", "max_cold_start"}
                 if extra:
                     raise ValueError(
                         f"{key}: unknown key {sorted(extra)[0]!r} (a route object takes "
-                        "order and candidates)"
+                        "order, candidates and max_cold_start)"
                     )
                 data[key] = value.get("candidates", [])
                 order[key] = value.get("order", "config")
+                if "max_cold_start" in value:
+                    cold[key] = value["max_cold_start"]
         if order:
             data["order"] = order
+        if cold:
+            data["max_cold_start"] = cold
         return data
 
     order: dict[str, RouteOrder] = {}
+    #: class → seconds a request of that class may wait for a cold variant to load; a
+    #: candidate expected to take longer is skipped while a warm one is left
+    #: (`proxy.warmth`). No entry: wait for the best candidate, however long.
+    max_cold_start: dict[str, Annotated[float, Field(ge=0)]] = {}
 
     completion: list[RouteCandidate] = []
     instruction: list[RouteCandidate] = []
@@ -413,6 +423,8 @@ class RouterConfig(_Strict):
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     pinning: PinningConfig = PinningConfig()
     benchmark: BenchmarkConfig = BenchmarkConfig()
+    #: managed backends that share a memory or process budget (llama-swap's groups)
+    groups: dict[str, Group] = {}
 
     def backend_url(self, name: str) -> str:
         backend = self.backends[name]
@@ -460,7 +472,16 @@ def _loc(loc: tuple[int | str, ...]) -> str:
 
 def _check_references(cfg: RouterConfig) -> list[ConfigIssue]:
     """What one section can't check alone: names that must exist, secrets that must be set."""
-    return [*_check_backends(cfg), *_check_variants(cfg), *_check_routes(cfg)]
+    return [
+        *_check_backends(cfg),
+        *_check_variants(cfg),
+        *_check_routes(cfg),
+        *check_groups(
+            cfg.groups,
+            managed={n for n, b in cfg.backends.items() if b.managed},
+            known=set(cfg.backends),
+        ),
+    ]
 
 
 def _check_backends(cfg: RouterConfig) -> list[ConfigIssue]:
@@ -547,6 +568,14 @@ def _check_routes(cfg: RouterConfig) -> list[ConfigIssue]:
         if any(w is not None for w in weights) and any(w is None for w in weights):
             issues.append(
                 ConfigIssue(f"routes.{key}", "give every candidate a weight, or none of them")
+            )
+    for cls in cfg.routes.max_cold_start:
+        if cls not in CLASSES:
+            issues.append(
+                ConfigIssue(
+                    f"routes.max_cold_start.{cls}",
+                    f"unknown class {cls!r} (use one of {', '.join(CLASSES)})",
+                )
             )
     if cfg.routes.default not in cfg.variants:
         issues.append(

@@ -27,7 +27,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -53,7 +53,9 @@ from .runtime import BackendState, Runtime
 from .sticky import TaskMemory
 from .streammeter import StreamMeter, StreamStats, observe
 from .supervisor import ManagedProcess
+from .swapper import Swapper
 from .upstream import AttemptTarget, Headers, Observation, Relay, Send
+from .warmth import note, prefer_warm
 
 __all__ = ["Dispatcher", "Outcome", "backend_usable", "header_safe"]
 
@@ -158,6 +160,7 @@ class Dispatcher:
         pins: PinGuard,
         rank: Ranker | None = None,
         memory: TaskMemory | None = None,
+        swapper: Swapper | None = None,
     ) -> None:
         self.metrics = metrics
         self.client = client
@@ -167,6 +170,8 @@ class Dispatcher:
         self.rank = rank
         #: task stickiness, kept across reloads (its bounds follow the running config)
         self.memory = memory or TaskMemory()
+        #: loads managed backends within their groups; knows what is warm
+        self.swapper = swapper or Swapper(None, managed, metrics, in_flight=lambda _: 0)
 
     # -- deciding -----------------------------------------------------------------------------
 
@@ -193,8 +198,27 @@ class Dispatcher:
         reads the task memory without changing it."""
         sticky = rt.cfg.classifier.stickiness
         self.memory.max_tasks, self.memory.ttl = sticky.max_tasks, sticky.ttl_seconds
-        return rt.decide(
+        decision = rt.decide(
             endpoint, payload, self.eligibility(rt), self.rank, self.memory, learn=learn
+        )
+        budget = rt.cfg.routes.max_cold_start.get(decision.cls)
+        if budget is None or decision.cls == "direct":
+            return decision
+        # warm-aware routing (proxy.warmth): skip what would load too long for the class
+        kept, skipped = prefer_warm(
+            decision.candidates,
+            budget,
+            lambda v: self.swapper.variant_warmth(rt.cfg.variants[v]),
+        )
+        if not skipped:
+            return decision
+        return replace(
+            decision,
+            variant=kept[0],
+            candidates=tuple(kept),
+            skipped={**decision.skipped, **skipped},
+            reason=f"{decision.reason}; {note(skipped)}",
+            applied=rt.applied(kept[0], endpoint, payload, decision.prompt_fim),
         )
 
     def _replicas(self, rt: Runtime, variant: str) -> list[str]:
@@ -321,6 +345,7 @@ class Dispatcher:
                 continue
             outcome.variant, outcome.obs = name, obs
             outcome.status = obs.status or 200
+            self.swapper.note_served(attempt.backend, rt.cfg.variants[name].model)
             return
         if last_error is None:
             why = "; ".join(
@@ -418,14 +443,15 @@ class Dispatcher:
         state = rt.backends[attempt.backend]
         proc = self.managed.get(attempt.backend)
         needs_slot = state.limiter.max_concurrency is not None
-        metrics = self.metrics
+        metrics, swapper = self.metrics, self.swapper
 
         async def prepare() -> None:
             if proc is not None:
                 proc.touch()
-                if proc.state != "ready":
+                if swapper.needs_work(attempt.backend):
                     try:
-                        await proc.ensure_started()
+                        # starts it, first stopping idle members of its group if needed
+                        await swapper.ensure(attempt.backend, backend.queue_timeout)
                     except BackendStartError as exc:
                         raise UpstreamUnreachable(str(exc)) from exc
             if needs_slot:

@@ -125,6 +125,7 @@ class Metrics:
         self._backends(r)
         self._resources(r)
         self._system_resources(r)
+        self._swapping(r)
         #: the benchmark's gauges (written by the bench scheduler)
         self.bench = BenchGauges(r)
 
@@ -306,6 +307,44 @@ class Metrics:
             "Processes in a backend's process tree (0 when no process was found).",
             ["backend"],
             multiprocess_mode="max",
+            registry=r,
+        )
+
+    def _swapping(self, r: CollectorRegistry) -> None:
+        """Loading managed backends and swapping group members (`proxy.swapper`)."""
+        p = PREFIX
+        self.swaps = Counter(
+            p + "swaps",
+            "Members a group loaded on demand (after stopping others when needed), by group.",
+            ["group"],
+            registry=r,
+        )
+        self.swap_seconds = Histogram(
+            p + "swap_seconds",
+            "From a request needing a cold group member to that member answering health "
+            "checks: waiting for room, stopping others, loading.",
+            ["group"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.swap_wait = Histogram(
+            p + "swap_wait_seconds",
+            "Time one request waited for its group member to be loaded (room made, started).",
+            ["group"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.evictions = Counter(
+            p + "evictions",
+            "Group members stopped to make room (max_loaded, memory) or by an admin (admin).",
+            ["group", "reason"],
+            registry=r,
+        )
+        self.backend_load_seconds = Histogram(
+            p + "backend_load_seconds",
+            "Time a managed backend took from spawn to its first healthy answer.",
+            ["backend"],
+            buckets=LATENCY_BUCKETS,
             registry=r,
         )
 
