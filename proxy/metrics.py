@@ -252,6 +252,14 @@ class Metrics:
             multiprocess_mode="max",
             registry=r,
         )
+        self.backend_stopped = Gauge(
+            p + "backend_stopped",
+            "1 while a managed backend is stopped on purpose (idle_ttl, a group swap, an admin "
+            "unload): down, but not failing.",
+            ["backend"],
+            multiprocess_mode="max",
+            registry=r,
+        )
         self.pin_ok = Gauge(
             p + "pin_ok",
             "1 when the model a variant's backend serves matches the variant's pin, else 0.",

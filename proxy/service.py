@@ -386,6 +386,8 @@ class Proxy:
             if result.ok and was_ok is False:
                 await self._backend_up(name)
         self.metrics.backend_up.labels(name).set(1 if result.ok else 0)
+        stopped = proc is not None and proc.state == "stopped"
+        self.metrics.backend_stopped.labels(name).set(1 if stopped else 0)
         return result
 
     async def probe_all(self) -> dict[str, HealthResult]:

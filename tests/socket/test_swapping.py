@@ -163,6 +163,11 @@ def test_max_loaded_1_swaps_alternating_requests(
     info = listing["backends"]["b"]["managed"]
     assert info["group"] == "laptop" and info["last_eviction"] == "max_loaded"
     assert info["loads"] == 2 and info["expected_load_seconds"] > 0
+    # swapped out on purpose: down, and marked stopped so the BackendDown alert stays quiet
+    httpx.get(url + "/ready", timeout=30)
+    assert metric(url, "variant_proxy_backend_up", backend="b") == 0
+    assert metric(url, "variant_proxy_backend_stopped", backend="b") == 1
+    assert metric(url, "variant_proxy_backend_stopped", backend="a") == 0
 
 
 def test_a_member_streaming_is_not_evicted_and_every_request_completes(
