@@ -4,10 +4,12 @@
 (`UpstreamRequest`: the path, the body and which adaptation of
 `proxy.prompting` was made, if any). The dispatcher then sends to that path and,
 for a chat request served by a base model, hands the relay `ChatAnswerSend`
-in place of the ASGI `send`: the relay stays a byte pump that knows nothing
-of protocols, and the conversion happens on the way out, message by message.
+in place of the ASGI `send` (and, for a Responses request served as chat,
+`ResponsesAnswerSend`; the two stack): the relay stays a byte pump that knows
+nothing of protocols, and the conversion happens on the way out, message by
+message.
 
-`ChatAnswerSend` decides at `http.response.start`:
+`AnswerSend` (the shape of both) decides at `http.response.start`:
 
 * an error status passes through (the backend's 4xx is already OpenAI-shaped);
 * an event stream is converted event by event (`prompting.ChatStream`), so a
@@ -19,13 +21,14 @@ of protocols, and the conversion happens on the way out, message by message.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from .prompting import ChatStream, completion_to_chat
+from .responses import ResponseStream, chat_to_response
 
-__all__ = ["Adaptation", "ChatAnswerSend", "UpstreamRequest"]
+__all__ = ["Adaptation", "AnswerSend", "ChatAnswerSend", "ResponsesAnswerSend", "UpstreamRequest"]
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 #: "transcript": a chat request rendered as a plain prompt for a base model;
@@ -43,16 +46,22 @@ class UpstreamRequest:
     adaptation: Adaptation | None = None
     #: the variant's defaults and caps that changed the body (see `prompting.apply_limits`)
     applied: dict[str, Any] = field(default_factory=dict)
+    #: a Responses request: "translated" to chat (the answer is converted back) or
+    #: relayed to a backend that serves the API itself ("native")
+    responses: Literal["translated", "native"] | None = None
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """Response headers that tell the client how its request was served."""
+        out: list[tuple[bytes, bytes]] = []
+        if self.responses is not None:
+            out.append((b"x-route-responses", self.responses.encode()))
         if self.adaptation == "transcript":
-            return [(b"x-route-chat", b"transcript")]
-        if self.adaptation == "prefix-only":
-            return [(b"x-route-fim", b"prefix-only")]
-        if self.adaptation == "ollama-native":
-            return [(b"x-route-chat", b"ollama-native")]
-        return []
+            out.append((b"x-route-chat", b"transcript"))
+        elif self.adaptation == "prefix-only":
+            out.append((b"x-route-fim", b"prefix-only"))
+        elif self.adaptation == "ollama-native":
+            out.append((b"x-route-chat", b"ollama-native"))
+        return out
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
@@ -62,15 +71,22 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
     return b""
 
 
-class ChatAnswerSend:
-    """An ASGI `send` that turns a completion answer into the chat answer asked for."""
+class _Stream(Protocol):
+    def feed(self, chunk: bytes) -> bytes: ...
+    def flush(self) -> bytes: ...
 
-    def __init__(self, send: Send) -> None:
+
+class AnswerSend:
+    """An ASGI `send` that converts a successful answer on its way to the client:
+    `whole` for a JSON body, `stream` for an event stream."""
+
+    def __init__(self, send: Send, whole: Callable[[bytes], bytes], stream: _Stream) -> None:
         self._send = send
+        self._whole = whole
         self._mode: Literal["pass", "stream", "whole"] = "pass"
         self._start: dict[str, Any] | None = None
         self._body = bytearray()
-        self._stream = ChatStream()
+        self._stream = stream
 
     async def __call__(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
@@ -105,9 +121,26 @@ class ChatAnswerSend:
             await self._send({"type": "http.response.body", "body": out, "more_body": more})
 
     async def _send_whole(self) -> None:
-        body = completion_to_chat(bytes(self._body))
+        body = self._whole(bytes(self._body))
         start = dict(self._start or {"type": "http.response.start", "status": 200})
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         start["headers"] = [*headers, (b"content-length", str(len(body)).encode())]
         await self._send(start)
         await self._send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+class ChatAnswerSend(AnswerSend):
+    """An ASGI `send` that turns a completion answer into the chat answer asked for."""
+
+    def __init__(self, send: Send) -> None:
+        super().__init__(send, completion_to_chat, ChatStream())
+
+
+class ResponsesAnswerSend(AnswerSend):
+    """An ASGI `send` that turns a chat answer into the Responses answer asked for
+    (`proxy.responses`); `request` is the client's Responses request, which the
+    response object echoes."""
+
+    def __init__(self, send: Send, request: Mapping[str, Any]) -> None:
+        whole = lambda body: chat_to_response(body, request)  # noqa: E731
+        super().__init__(send, whole, ResponseStream(request))

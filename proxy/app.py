@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from . import statuspage
 from .bench.scheduler import BenchScheduler
 from .config import RouterConfig, load_config
 from .edge import OpenAIEndpoint, read_body
@@ -41,6 +42,7 @@ from .errors import (
     InvalidConfig,
     InvalidRequest,
     MethodNotAllowed,
+    ModelNotFound,
     ProxyError,
     RequestError,
     render,
@@ -91,6 +93,19 @@ async def models(request: Request) -> Response:
     return _json(proxy.models())
 
 
+async def model(request: Request) -> Response:
+    """One entry of `/v1/models` (OpenAI's `models.retrieve`), or 404 `model_not_found`."""
+    proxy = _proxy(request)
+    proxy.keys.check(request.headers.raw)
+    name = request.path_params["model"]
+    for entry in proxy.models()["data"]:
+        if entry["id"] == name:
+            return _json(entry)
+    raise ModelNotFound(
+        f"The model {name[:100]!r} does not exist; GET /v1/models lists them", param="model"
+    )
+
+
 async def health(request: Request) -> Response:
     return _json({"status": "ok"})
 
@@ -126,7 +141,20 @@ async def pins(request: Request) -> Response:
 
 
 async def backends(request: Request) -> Response:
-    return _json({"backends": _proxy(request).backend_status()})
+    proxy = _proxy(request)
+    return _json({"backends": proxy.backend_status(), "groups": proxy.swapper.status()})
+
+
+async def load_backend(request: Request) -> Response:
+    proxy = _proxy(request)
+    await _body(request)  # none is needed; one sent is read within the limits
+    return _json(await proxy.load_backend(request.path_params["backend"]))
+
+
+async def unload_backend(request: Request) -> Response:
+    proxy = _proxy(request)
+    await _body(request)
+    return _json(await proxy.unload_backend(request.path_params["backend"]))
 
 
 async def _body(request: Request) -> bytes:
@@ -222,6 +250,7 @@ class ProxyApp:
         routes = [Route(path, self.fast[path], methods=["POST"]) for path in self.fast]
         routes += [
             Route("/v1/models", models, methods=["GET"]),
+            Route("/v1/models/{model:path}", model, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
             Route("/metrics", _admin(metrics_endpoint, metrics_endpoint=True), methods=["GET"]),
@@ -230,6 +259,15 @@ class ProxyApp:
             Route("/route/explain", _admin(route_explain), methods=["POST"]),
             Route("/route/explain/{replay_id}", _admin(route_replay), methods=["GET"]),
             Route("/admin/reload", _admin(reload), methods=["POST"]),
+            Route("/admin/load/{backend}", _admin(load_backend), methods=["POST"]),
+            Route("/admin/unload/{backend}", _admin(unload_backend), methods=["POST"]),
+            # the status page (statuspage.py): the files hold no data, the JSON is admin
+            Route("/", statuspage.page, methods=["GET"]),
+            Route("/ui", statuspage.page, methods=["GET"]),
+            Route("/ui/app.js", statuspage.asset("app.js"), methods=["GET"]),
+            Route("/ui/app.css", statuspage.asset("app.css"), methods=["GET"]),
+            Route("/status.json", _admin(statuspage.status_json), methods=["GET"]),
+            Route("/ui/report", _admin(statuspage.report), methods=["GET"]),
         ]
         self.app = Starlette(
             routes=routes,
@@ -266,7 +304,7 @@ class ProxyApp:
             allowed_hosts=server.allowed_hosts,
             cors_origins=server.cors_origins,
             listen_host=self.proxy.listen_host,
-            body_paths=[*self.fast, *self.BODY_PATHS],
+            body_paths=[*self.fast, *self.BODY_PATHS, *_admin_paths(cfg)],
         )
         return server, policy
 
@@ -319,6 +357,13 @@ class ProxyApp:
             await self.fast[scope["path"]](scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+
+def _admin_paths(cfg: RouterConfig) -> list[str]:
+    """`/admin/load/<b>` and `/admin/unload/<b>` of every managed backend: a body sent there
+    must be JSON like any other."""
+    managed = [name for name, backend in cfg.backends.items() if backend.managed]
+    return [f"/admin/{op}/{name}" for name in managed for op in ("load", "unload")]
 
 
 def _with_headers(send: Any, extra: list[tuple[bytes, bytes]]) -> Any:

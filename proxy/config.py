@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -30,6 +30,7 @@ from .classify import CLASSES, ClassifierConfig
 from .errors import ConfigError, ConfigIssue
 from .origin import normalize_origin
 from .quirks import QUIRKS
+from .swapping import Group, check_groups
 
 __all__ = [
     "CLASSES",
@@ -41,6 +42,7 @@ __all__ = [
     "RouterConfig",
     "Routes",
     "ServerConfig",
+    "StatusPage",
     "Timeouts",
     "Variant",
     "load_config",
@@ -83,6 +85,10 @@ class Backend(_Strict):
     kind: BackendKind
     url: str | None = None
     api_key_env: str | None = None
+    #: the server answers `/v1/responses` itself, and Responses requests are relayed to it
+    #: as sent. false: they are served as chat completions (`proxy.responses`), which every
+    #: kind speaks the same way; local servers' own Responses support differs by version.
+    responses_api: bool = False
     timeouts: Timeouts = Timeouts()
     max_concurrency: int | None = Field(None, ge=1)
     max_queue: int = Field(64, ge=0)
@@ -240,21 +246,30 @@ class Routes(_Strict):
             return data
         data = dict(data)
         order: dict[str, Any] = dict(data.get("order") or {})
+        cold: dict[str, Any] = dict(data.get("max_cold_start") or {})
         for key, value in list(data.items()):
-            if isinstance(value, dict) and key not in ("order", "default"):
-                extra = set(value) - {"order", "candidates"}
+            if isinstance(value, dict) and key not in ("order", "default", "max_cold_start"):
+                extra = set(value) - {"order", "candidates", "max_cold_start"}
                 if extra:
                     raise ValueError(
                         f"{key}: unknown key {sorted(extra)[0]!r} (a route object takes "
-                        "order and candidates)"
+                        "order, candidates and max_cold_start)"
                     )
                 data[key] = value.get("candidates", [])
                 order[key] = value.get("order", "config")
+                if "max_cold_start" in value:
+                    cold[key] = value["max_cold_start"]
         if order:
             data["order"] = order
+        if cold:
+            data["max_cold_start"] = cold
         return data
 
     order: dict[str, RouteOrder] = {}
+    #: class → seconds a request of that class may wait for a cold variant to load; a
+    #: candidate expected to take longer is skipped while a warm one is left
+    #: (`proxy.warmth`). No entry: wait for the best candidate, however long.
+    max_cold_start: dict[str, Annotated[float, Field(ge=0)]] = {}
 
     completion: list[RouteCandidate] = []
     instruction: list[RouteCandidate] = []
@@ -304,6 +319,15 @@ class Auth(_Strict):
     allow_disable_on_reload: bool = False
 
 
+class StatusPage(_Strict):
+    """`server.status_page`: the page at `/` and its JSON (`GET /status.json`)."""
+
+    #: serve the page, its assets and `/status.json` (off: they answer 404)
+    enabled: bool = True
+    #: finished requests kept in memory for the table and the charts (nothing on disk)
+    history: int = Field(2000, ge=10, le=1_000_000)
+
+
 class ServerConfig(_Strict):
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)
@@ -332,6 +356,7 @@ class ServerConfig(_Strict):
     state_dir: str = ".variant-proxy"
     breaker: Breaker = Breaker()
     auth: Auth = Auth()
+    status_page: StatusPage = StatusPage()
     #: extra names `Host` may carry besides loopback and the bound address; "*": any (unsafe)
     allowed_hosts: list[str] = Field(default_factory=list)
     #: browser origins (`http://host:port`) allowed cross-origin, with CORS headers
@@ -421,6 +446,8 @@ class RouterConfig(_Strict):
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     pinning: PinningConfig = PinningConfig()
     benchmark: BenchmarkConfig = BenchmarkConfig()
+    #: managed backends that share a memory or process budget (llama-swap's groups)
+    groups: dict[str, Group] = {}
 
     def backend_url(self, name: str) -> str:
         backend = self.backends[name]
@@ -468,7 +495,16 @@ def _loc(loc: tuple[int | str, ...]) -> str:
 
 def _check_references(cfg: RouterConfig) -> list[ConfigIssue]:
     """What one section can't check alone: names that must exist, secrets that must be set."""
-    return [*_check_backends(cfg), *_check_variants(cfg), *_check_routes(cfg)]
+    return [
+        *_check_backends(cfg),
+        *_check_variants(cfg),
+        *_check_routes(cfg),
+        *check_groups(
+            cfg.groups,
+            managed={n for n, b in cfg.backends.items() if b.managed},
+            known=set(cfg.backends),
+        ),
+    ]
 
 
 def _check_backends(cfg: RouterConfig) -> list[ConfigIssue]:
@@ -561,6 +597,14 @@ def _check_routes(cfg: RouterConfig) -> list[ConfigIssue]:
         if any(w is not None for w in weights) and any(w is None for w in weights):
             issues.append(
                 ConfigIssue(f"routes.{key}", "give every candidate a weight, or none of them")
+            )
+    for cls in cfg.routes.max_cold_start:
+        if cls not in CLASSES:
+            issues.append(
+                ConfigIssue(
+                    f"routes.max_cold_start.{cls}",
+                    f"unknown class {cls!r} (use one of {', '.join(CLASSES)})",
+                )
             )
     if cfg.routes.default not in cfg.variants:
         issues.append(

@@ -27,13 +27,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
 
 from . import contextwindow
-from .adapt import Adaptation, ChatAnswerSend
+from .adapt import ChatAnswerSend, ResponsesAnswerSend, UpstreamRequest
 from .classify import CLASSES
 from .errors import (
     BackendStartError,
@@ -58,9 +58,11 @@ from .rewrite import AnswerRewrite, Shown
 from .routing import Decision, Eligibility, Ranker
 from .runtime import BackendState, Runtime
 from .sticky import TaskMemory
-from .streammeter import StreamMeter, observe
+from .streammeter import StreamMeter, StreamStats, observe
 from .supervisor import ManagedProcess
+from .swapper import Swapper
 from .upstream import AttemptTarget, Headers, Observation, Relay, Send
+from .warmth import note, prefer_warm
 
 __all__ = ["Dispatcher", "Outcome", "backend_usable", "header_safe"]
 
@@ -69,7 +71,7 @@ log = logging.getLogger("variant_proxy")
 
 @dataclass(slots=True)
 class Outcome:
-    """What one request did, for the edge's request metrics."""
+    """What one request did, for the edge's request metrics and the status page."""
 
     cls: str = "none"
     variant: str = "none"
@@ -77,6 +79,14 @@ class Outcome:
     #: seconds spent waiting on backends, over every attempt
     upstream_seconds: float = 0.0
     obs: Observation | None = None
+    #: the classifier rule (or `model`) that decided, and its reason
+    rule: str = "none"
+    reason: str = ""
+    #: the variants attempted, in order (more than one: a fallback)
+    tried: list[str] = field(default_factory=list)
+    #: set by `Dispatcher.record`: the whole request's seconds and what the meter read
+    duration: float = 0.0
+    stats: StreamStats | None = None
 
 
 @dataclass(slots=True)
@@ -89,6 +99,27 @@ def header_safe(text: str, limit: int = 200) -> bytes:
     """`text` as a printable-ASCII header value, cut to `limit` characters."""
     clean = "".join(ch if " " <= ch <= "~" else "?" for ch in text)
     return clean[:limit].encode("ascii")
+
+
+def _reply(
+    send: Send, upstream: UpstreamRequest, payload: Mapping[str, Any], obs: Observation
+) -> Send:
+    """The `send` the relay writes to: the client's, or one that converts the answer on
+    its way. A chat request a base model served goes back in chat's shape; a Responses
+    request served as chat in the Responses shape (both may apply, stacked); Ollama's
+    native answer in OpenAI's shape (the meter then reads the translated stream, not the
+    backend's NDJSON)."""
+    reply = send
+    if upstream.responses == "translated":
+        reply = ResponsesAnswerSend(send, payload)
+    if upstream.adaptation == "transcript":
+        reply = ChatAnswerSend(reply)
+    elif upstream.adaptation == "ollama-native":
+        options = payload.get("stream_options")
+        usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        meter, obs.on_chunk = obs.on_chunk, None
+        reply = NativeAnswerSend(reply, include_usage=usage, meter=meter)
+    return reply
 
 
 def _kind(exc: ProxyError) -> str:
@@ -132,23 +163,6 @@ def _judge(state: BackendState, exc: UpstreamError, content: bytes) -> bool:
     return True
 
 
-def _adapted(
-    send: Send, adaptation: Adaptation | None, payload: Mapping[str, Any], obs: Observation
-) -> Send:
-    """The answer's way back from a request that was adapted for its variant: a base
-    model's completion as chat, Ollama's native answer in OpenAI's shape (the meter then
-    reads the translated stream, not the backend's NDJSON)."""
-    if adaptation == "transcript":
-        return ChatAnswerSend(send)
-    if adaptation == "ollama-native":
-        options = payload.get("stream_options")
-        usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        meter = obs.on_chunk
-        obs.on_chunk = None
-        return NativeAnswerSend(send, include_usage=usage, meter=meter)
-    return send
-
-
 class Dispatcher:
     """Decides and relays requests; built once per started service."""
 
@@ -162,6 +176,7 @@ class Dispatcher:
         pins: PinGuard,
         rank: Ranker | None = None,
         memory: TaskMemory | None = None,
+        swapper: Swapper | None = None,
     ) -> None:
         self.metrics = metrics
         self.client = client
@@ -173,6 +188,8 @@ class Dispatcher:
         self.memory = memory or TaskMemory()
         #: recent decisions by replay id, for `GET /route/explain/{replay_id}`
         self.replays = ReplayLog()
+        #: loads managed backends within their groups; knows what is warm
+        self.swapper = swapper or Swapper(None, managed, metrics, in_flight=lambda _: 0)
 
     # -- deciding -----------------------------------------------------------------------------
 
@@ -205,7 +222,7 @@ class Dispatcher:
         reads the task memory without changing it."""
         sticky = rt.cfg.classifier.stickiness
         self.memory.max_tasks, self.memory.ttl = sticky.max_tasks, sticky.ttl_seconds
-        return rt.decide(
+        decision = rt.decide(
             endpoint,
             payload,
             self.eligibility(rt),
@@ -213,6 +230,25 @@ class Dispatcher:
             self.memory,
             learn=learn,
             counted=counted,
+        )
+        budget = rt.cfg.routes.max_cold_start.get(decision.cls)
+        if budget is None or decision.cls == "direct":
+            return decision
+        # warm-aware routing (proxy.warmth): skip what would load too long for the class
+        kept, skipped = prefer_warm(
+            decision.candidates,
+            budget,
+            lambda v: self.swapper.variant_warmth(rt.cfg.variants[v]),
+        )
+        if not skipped:
+            return decision
+        return replace(
+            decision,
+            variant=kept[0],
+            candidates=tuple(kept),
+            skipped={**decision.skipped, **skipped},
+            reason=f"{decision.reason}; {note(skipped)}",
+            applied=rt.applied(kept[0], endpoint, payload, decision.prompt_fim),
         )
 
     async def decide_counted(
@@ -309,9 +345,11 @@ class Dispatcher:
         self.metrics.classification_seconds.observe(time.perf_counter() - t0)
         if decision.cls in CLASSES and decision.rule != "model":
             self.metrics.classifications.labels(decision.cls, decision.rule).inc()
+        # before the pin check, so a 409 is counted (and shown) against the variant asked for
+        outcome.cls, outcome.variant = decision.cls, decision.candidates[0]
+        outcome.rule, outcome.reason = decision.rule, decision.reason
         if decision.cls == "direct":
             self.pins.check_direct(decision.candidates[0])
-        outcome.cls, outcome.variant = decision.cls, decision.candidates[0]
         headers += [
             (b"x-route-class", decision.cls.encode()),
             (b"x-route-reason", header_safe(decision.reason)),
@@ -349,7 +387,7 @@ class Dispatcher:
         if replay is not None:
             replay.served_by, replay.status = outcome.variant, outcome.status
 
-    def _reply(
+    def _labelled(
         self,
         rt: Runtime,
         endpoint: str,
@@ -361,8 +399,8 @@ class Dispatcher:
     ) -> Send:
         """The `send` one attempt's answer goes through: as it is, or repaired (a backend
         with a known quirk, `proxy.quirks`) and labelled (`server.show_variant`)."""
-        if endpoint == "embeddings":
-            return send
+        if endpoint not in ("chat", "completions"):
+            return send  # embeddings; a Responses answer has its own shape
         server = rt.cfg.server
         repairs: frozenset[str] = frozenset()
         if stream and endpoint == "chat" and "all" not in server.repairs_off:
@@ -412,14 +450,13 @@ class Dispatcher:
             trial = half_open and allowed
             if previous is not None and previous != name:
                 self.metrics.fallbacks.labels(previous, name).inc()
+            if previous != name:
+                outcome.tried.append(name)
             previous = name
-            attempt_headers = headers + [(b"x-route-variant", name.encode())]
-            pin = self.pins.header(name)
-            if pin is not None:
-                attempt_headers.append((b"x-route-pin", pin))
-            if name != first:
-                attempt_headers.append((b"x-route-fallback-from", first.encode()))
-            upstream = rt.upstream_for(name, endpoint, payload, raw, decision.prompt_fim)
+            attempt_headers = self._route_headers(headers, name, first)
+            upstream = rt.upstream_for(
+                name, endpoint, payload, raw, decision.prompt_fim, attempt.backend
+            )
             attempt_headers += upstream.headers()
             tried = attempt_headers[len(headers) :]
             obs = Observation()
@@ -427,9 +464,8 @@ class Dispatcher:
             obs.meter, obs.on_chunk = meter, meter.feed
             target = self._target(rt, attempt, upstream.path, obs)
             content = upstream.body
-            # a chat request a base model served: the answer goes back in chat's shape
-            reply = self._reply(rt, endpoint, attempt, decision, stream, send, replay_id)
-            reply = _adapted(reply, upstream.adaptation, payload, obs)
+            labelled = self._labelled(rt, endpoint, attempt, decision, stream, send, replay_id)
+            reply = _reply(labelled, upstream, payload, obs)
             try:
                 await self._attempt(
                     relay,
@@ -449,6 +485,7 @@ class Dispatcher:
                 continue
             outcome.variant, outcome.obs = name, obs
             outcome.status = obs.status or 200
+            self.swapper.note_served(attempt.backend, rt.cfg.variants[name].model)
             return
         if last_error is None:
             why = "; ".join(
@@ -458,6 +495,16 @@ class Dispatcher:
         # the error answer says which variant failed, as a success would
         headers += tried
         raise last_error
+
+    def _route_headers(self, headers: Headers, name: str, first: str) -> Headers:
+        """`headers` and the routing headers of an attempt on variant `name`."""
+        out = headers + [(b"x-route-variant", name.encode())]
+        pin = self.pins.header(name)
+        if pin is not None:
+            out.append((b"x-route-pin", pin))
+        if name != first:
+            out.append((b"x-route-fallback-from", first.encode()))
+        return out
 
     async def _attempt(
         self,
@@ -536,14 +583,15 @@ class Dispatcher:
         state = rt.backends[attempt.backend]
         proc = self.managed.get(attempt.backend)
         needs_slot = state.limiter.max_concurrency is not None
-        metrics = self.metrics
+        metrics, swapper = self.metrics, self.swapper
 
         async def prepare() -> None:
             if proc is not None:
                 proc.touch()
-                if proc.state != "ready":
+                if swapper.needs_work(attempt.backend):
                     try:
-                        await proc.ensure_started()
+                        # starts it, first stopping idle members of its group if needed
+                        await swapper.ensure(attempt.backend, backend.queue_timeout)
                     except BackendStartError as exc:
                         raise UpstreamUnreachable(str(exc)) from exc
             if needs_slot:
@@ -578,8 +626,9 @@ class Dispatcher:
         )
 
     def record(self, endpoint: str, outcome: Outcome, started: float) -> None:
-        """The request's metrics: overhead, count, duration, and what the meter read."""
-        elapsed = time.perf_counter() - started
+        """The request's metrics: overhead, count, duration, and what the meter read
+        (the duration and the meter's reading are kept in `outcome` for the status page)."""
+        elapsed = outcome.duration = time.perf_counter() - started
         metrics = self.metrics
         metrics.overhead.labels(endpoint).observe(max(0.0, elapsed - outcome.upstream_seconds))
         metrics.requests.labels(endpoint, outcome.cls, outcome.variant, str(outcome.status)).inc()
@@ -587,4 +636,5 @@ class Dispatcher:
         obs = outcome.obs
         if obs is not None and obs.meter is not None:
             obs.meter.started = started
-            observe(metrics, endpoint, outcome.variant, obs.meter.result())
+            outcome.stats = stats = obs.meter.result()
+            observe(metrics, endpoint, outcome.variant, stats)

@@ -6,7 +6,8 @@ takes a request id, bounds the headers and the body, checks the API key,
 parses what routing needs, and hands the request to the `Dispatcher` with the
 `Runtime` it started with (a reload mid-request can't mix two configs). Any
 error before the commit leaves here, rendered once by `errors.render`; the
-request's metrics are recorded here whatever happened.
+request's metrics are recorded here whatever happened, and one `activity.Entry`
+is appended to the status page's ring (values already at hand, nothing computed).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .activity import Entry, prompt_excerpt
 from .bench.client import BENCH_HEADER
 from .dispatch import Outcome
 from .errors import (
@@ -58,6 +60,7 @@ class OpenAIEndpoint:
         rid = request_id(scope)
         headers: Headers = [(b"x-request-id", rid)]
         outcome = Outcome()
+        user, prompt = True, None
         try:
             size, user = _scan_headers(scope)
             if user:
@@ -76,6 +79,7 @@ class OpenAIEndpoint:
                 log.info(
                     "request %s body: %s", rid.decode(), body[:4000].decode("utf-8", "replace")
                 )
+                prompt = prompt_excerpt(payload)
             watch: asyncio.Future[Any] = asyncio.ensure_future(receive())
             try:
                 await proxy.dispatcher.dispatch(
@@ -100,6 +104,24 @@ class OpenAIEndpoint:
             await send_error(send, ProxyError("internal error in variant-proxy"), headers)
         finally:
             proxy.dispatcher.record(endpoint, outcome, started)
+            # the status page's one hook: an append to a bounded ring, nothing computed
+            proxy.activity.append(
+                Entry(
+                    time.time(),
+                    endpoint,
+                    outcome.cls,
+                    outcome.rule,
+                    outcome.variant,
+                    outcome.tried,
+                    outcome.status,
+                    outcome.duration,
+                    rid.decode("ascii"),
+                    outcome.stats,
+                    not user,
+                    outcome.reason if rt.cfg.server.log_prompts else None,
+                    prompt,
+                )
+            )
 
 
 def _scan_headers(scope: Mapping[str, Any]) -> tuple[int, bool]:

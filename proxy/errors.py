@@ -10,6 +10,7 @@
     │   ├── EndpointNotFound          404 no such path
     │   ├── MethodNotAllowed          405
     │   ├── VersionMismatch           409 pinned model version drifted
+    │   ├── BackendInUse              409 `/admin/unload` of a backend with requests in flight
     │   ├── InvalidConfig             400 `/admin/reload` of an invalid config
     │   ├── RequestTimeout            408 headers or body not received in time (server.*_timeout)
     │   ├── PayloadTooLarge           413 body over `server.max_body_bytes`
@@ -67,6 +68,7 @@ import orjson
 
 __all__ = [
     "BackendError",
+    "BackendInUse",
     "BackendProtocolError",
     "BackendStartError",
     "BackendUnavailableError",
@@ -206,6 +208,10 @@ class VersionMismatch(RequestError):
     code = "model_version_mismatch"
 
 
+class BackendInUse(RequestError):
+    code = "backend_in_use"
+
+
 class PayloadTooLarge(RequestError):
     code = "request_too_large"
 
@@ -295,7 +301,7 @@ def status_of(exc: ProxyError) -> int:
             return 404
         case MethodNotAllowed():
             return 405
-        case VersionMismatch():
+        case VersionMismatch() | BackendInUse():
             return 409
         case PayloadTooLarge():
             return 413

@@ -29,6 +29,13 @@ Repository context that precedes the prefix token (StarCoder2 ``<repo_name>`` /
 :attr:`FimParts.context` when a prompt is re-rendered to its own family, and dropped
 when it is rendered to another one: those tokens have no equivalent there.
 
+The client's ``stop`` sequences are written for the family it rendered (Continue sends
+``<fim_prefix>``, ``<|endoftext|>`` … for StarCoder): when the prompt is re-rendered for
+another family, :func:`translate_stops` maps each of that family's special tokens to the
+target's token of the same role (prefix, suffix, middle, end, file separator …; dropped
+when the target has none) and adds the target's end-of-infill token, so the target model's
+own end is among them. Other stop strings pass unchanged.
+
 A request's prompt is read for markers once: :class:`PromptFim` is made per completion
 request and handed to everything that asks (the classifier, the router's "needs an
 infill-capable variant" check, :func:`normalize`); it runs :func:`detect` on first use
@@ -51,6 +58,7 @@ __all__ = [
     "render",
     "single_prompt",
     "structural",
+    "translate_stops",
 ]
 
 FIM_FORMATS: frozenset[str] = frozenset(
@@ -92,6 +100,64 @@ _TOKEN_FAMILIES: tuple[tuple[str, _Tokens], ...] = (
     ("deepseek", _DEEPSEEK_ASCII),
     ("starcoder", _STARCODER),
 )
+
+
+#: Each family's special tokens by role, as its tokenizer spells them; "end" is the token
+#: that ends an infill (the model's end of text), added to the stops of a re-rendered prompt.
+_SPECIALS: dict[str, dict[str, str]] = {
+    "starcoder": {
+        "prefix": "<fim_prefix>", "suffix": "<fim_suffix>", "middle": "<fim_middle>",
+        "pad": "<fim_pad>", "end": "<|endoftext|>", "file_sep": "<file_sep>",
+        "repo_name": "<repo_name>", "filename": "<filename>",
+    },
+    "qwen": {
+        "prefix": "<|fim_prefix|>", "suffix": "<|fim_suffix|>", "middle": "<|fim_middle|>",
+        "pad": "<|fim_pad|>", "end": "<|endoftext|>", "file_sep": "<|file_sep|>",
+        "repo_name": "<|repo_name|>",
+    },
+    "deepseek": {
+        "prefix": "<｜fim▁begin｜>", "suffix": "<｜fim▁hole｜>", "middle": "<｜fim▁end｜>",
+        "end": "<｜end▁of▁sentence｜>",
+    },
+    "codellama": {"prefix": "<PRE>", "suffix": "<SUF>", "middle": "<MID>", "end": "<EOT>"},
+    # no "end": Mistral's end is the `</s>` control token, which the server stops at, and
+    # as a stop *string* `</s>` would cut HTML's strikethrough tag
+    "codestral": {"prefix": "[PREFIX]", "suffix": "[SUFFIX]", "middle": "[MIDDLE]"},
+}  # fmt: skip
+#: Spellings clients use that no tokenizer defines as such (the DeepSeek tokens typed with
+#: an ASCII bar, DeepSeek Coder's chat end), read as the role they stand for.
+_STOP_ALIASES: dict[str, str] = {
+    "<|fim▁begin|>": "prefix", "<|fim▁hole|>": "suffix", "<|fim▁end|>": "middle",
+    "<|EOT|>": "end", "<|end▁of▁sentence|>": "end",
+}  # fmt: skip
+_STOP_ROLES: dict[str, str] = {
+    **{tok: role for table in _SPECIALS.values() for role, tok in table.items()},
+    **_STOP_ALIASES,
+}
+
+
+def translate_stops(stop: object, target_fmt: str) -> list[str]:
+    """The client's ``stop`` (a string, a list, or None) for a prompt rendered in
+    ``target_fmt``: other families' special tokens replaced by the target's token of the
+    same role (or dropped), the target's end-of-infill token added (when it has one that
+    is safe as text), repeats removed."""
+    target = _SPECIALS[target_fmt]
+    mine = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
+    own = set(target.values())
+    out: list[str] = []
+    for item in mine:
+        if not isinstance(item, str) or not item:
+            continue
+        role = _STOP_ROLES.get(item)
+        found: str | None = item
+        if role is not None and item not in own:
+            found = target.get(role)
+        if found is not None and found not in out:
+            out.append(found)
+    end = target.get("end")
+    if end is not None and end not in out:
+        out.append(end)
+    return out
 
 
 def _split_tokens(family: str, text: str, tok: _Tokens) -> FimParts | None:
@@ -353,6 +419,9 @@ def normalize(
     rendered = render(target_fmt, prefix, suffix)
     if parts is not None and parts.family == target_fmt:
         rendered = parts.context + rendered
+    else:
+        # rendered for another family than the client's: its stop tokens too
+        new["stop"] = translate_stops(body.get("stop"), target_fmt)
     new["prompt"] = rendered
     new.pop("suffix", None)
     return new

@@ -112,6 +112,7 @@ class UnsupportedProtocol(httpx.UnsupportedProtocol):
 _HIGH_WATER = 256 * 1024  # buffered body bytes above which the socket stops being read
 _LOW_WATER = 64 * 1024
 _NO_BODY_STATUS = frozenset((204, 304))
+_JOIN_BELOW = 64 * 1024  # request bodies up to this size go out in one write with the head
 _EOF: Any = object()
 
 
@@ -238,14 +239,21 @@ class _Connection(asyncio.Protocol):
 
     # -- the client's side -----------------------------------------------------------------
 
-    def start(self, raw: bytes) -> asyncio.Future[NativeResponse]:
+    def start(self, raw: bytes, content: bytes = b"") -> asyncio.Future[NativeResponse]:
+        """Send the request head `raw` and its body `content`: one write for a small
+        request (one segment), two for a large one (joining would copy a 30 MB body
+        once more, on the event loop)."""
         assert self.transport is not None
         self.head = self.client._loop().create_future()
         self.response = None
         self.raw_headers = []
         self.head_bytes = self.header_count = 0
         self.until_eof = False
-        self.transport.write(raw)
+        if len(content) > _JOIN_BELOW:
+            self.transport.write(raw)
+            self.transport.write(content)
+        else:
+            self.transport.write(raw + content if content else raw)
         return self.head
 
     async def drained(self, timeout: float) -> None:
@@ -511,7 +519,7 @@ class NativeClient:
     ) -> NativeResponse:
         self._active.add(conn)
         try:
-            head = conn.start(raw + content if content else raw)
+            head = conn.start(raw, content)
             await conn.drained(write_timeout)
             return await head
         except BaseException:

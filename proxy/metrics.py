@@ -56,7 +56,7 @@ FAST_BUCKETS = (
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05,
 )  # fmt: skip
 #: the values of the `endpoint` label: the relayed endpoints (`runtime.ENDPOINTS`), no others
-ENDPOINT_LABELS = frozenset({"chat", "completions", "embeddings"})
+ENDPOINT_LABELS = frozenset({"chat", "completions", "embeddings", "responses"})
 
 _PIN_VALUE_LIMIT = 80
 #: every metric name starts with this
@@ -125,6 +125,7 @@ class Metrics:
         self._backends(r)
         self._resources(r)
         self._system_resources(r)
+        self._swapping(r)
         #: the benchmark's gauges (written by the bench scheduler)
         self.bench = BenchGauges(r)
 
@@ -251,6 +252,14 @@ class Metrics:
             multiprocess_mode="max",
             registry=r,
         )
+        self.backend_stopped = Gauge(
+            p + "backend_stopped",
+            "1 while a managed backend is stopped on purpose (idle_ttl, a group swap, an admin "
+            "unload): down, but not failing.",
+            ["backend"],
+            multiprocess_mode="max",
+            registry=r,
+        )
         self.pin_ok = Gauge(
             p + "pin_ok",
             "1 when the model a variant's backend serves matches the variant's pin, else 0.",
@@ -306,6 +315,44 @@ class Metrics:
             "Processes in a backend's process tree (0 when no process was found).",
             ["backend"],
             multiprocess_mode="max",
+            registry=r,
+        )
+
+    def _swapping(self, r: CollectorRegistry) -> None:
+        """Loading managed backends and swapping group members (`proxy.swapper`)."""
+        p = PREFIX
+        self.swaps = Counter(
+            p + "swaps",
+            "Members a group loaded on demand (after stopping others when needed), by group.",
+            ["group"],
+            registry=r,
+        )
+        self.swap_seconds = Histogram(
+            p + "swap_seconds",
+            "From a request needing a cold group member to that member answering health "
+            "checks: waiting for room, stopping others, loading.",
+            ["group"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.swap_wait = Histogram(
+            p + "swap_wait_seconds",
+            "Time one request waited for its group member to be loaded (room made, started).",
+            ["group"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.evictions = Counter(
+            p + "evictions",
+            "Group members stopped to make room (max_loaded, memory) or by an admin (admin).",
+            ["group", "reason"],
+            registry=r,
+        )
+        self.backend_load_seconds = Histogram(
+            p + "backend_load_seconds",
+            "Time a managed backend took from spawn to its first healthy answer.",
+            ["backend"],
+            buckets=LATENCY_BUCKETS,
             registry=r,
         )
 

@@ -15,7 +15,9 @@ event loop never waits on `/proc`:
 * the proxy's own process via prometheus_client's `ProcessCollector`,
   added to the registry unless one is there already.
 
-Scrapes only read the last values, so a scrape costs nothing extra.
+Scrapes only read the last values, so a scrape costs nothing extra. Each
+backend reading also goes to a `ResourceHistory` when one is given (the
+status page's CPU and memory charts).
 A backend whose process can't be found (remote, or not running) exports
 `variant_proxy_backend_processes 0` and none of the other backend series.
 """
@@ -37,6 +39,7 @@ from urllib.parse import urlsplit
 import psutil
 from prometheus_client import ProcessCollector
 
+from .activity import ResourceHistory
 from .metrics import Metrics
 
 __all__ = ["ResourceSampler", "listening_pid", "loopback_port"]
@@ -127,8 +130,11 @@ class ResourceSampler:
         interval: float = 5.0,
         port_cache_ttl: float = 60.0,
         gpu: bool = True,
+        history: ResourceHistory | None = None,
     ) -> None:
         self.metrics = metrics
+        #: where each backend reading also goes, for the status page's charts
+        self.history = history
         self.interval = interval
         self.port_cache_ttl = port_cache_ttl
         self._backends = backends
@@ -275,10 +281,13 @@ class ResourceSampler:
         m.backend_memory.labels(name).set(usage.rss)
         m.backend_threads.labels(name).set(usage.threads)
         prev = self._previous.get(name)
+        percent: float | None = None
         if prev is not None and prev.pid == root.pid and now > prev.at:
-            percent = max(0.0, (usage.cpu - prev.cpu) / (now - prev.at) * 100.0)
-            m.backend_cpu_percent.labels(name).set(round(percent, 2))
+            percent = round(max(0.0, (usage.cpu - prev.cpu) / (now - prev.at) * 100.0), 2)
+            m.backend_cpu_percent.labels(name).set(percent)
         self._previous[name] = _Previous(root.pid, usage.cpu, now)
+        if self.history is not None:
+            self.history.add(name, time.time(), percent, usage.rss)
 
     def _forget(self, name: str) -> None:
         m = self.metrics

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import orjson
 
-from . import contextwindow, fim, ollamanative, prompting
+from . import contextwindow, fim, ollamanative, prompting, rawjson, responses
 from .adapt import Adaptation, UpstreamRequest
 from .backends import HealthResult
 from .breaker import CircuitBreaker
@@ -49,6 +49,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "chat": ("/v1/chat/completions", "messages"),
     "completions": ("/v1/completions", "prompt"),
     "embeddings": ("/v1/embeddings", "input"),
+    "responses": ("/v1/responses", "input"),
 }
 PATH_TO_ENDPOINT = {path: name for name, (path, _) in ENDPOINTS.items()}
 
@@ -63,10 +64,7 @@ def parse_payload(endpoint: str, body: bytes) -> dict[str, Any]:
         raise InvalidRequest(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise InvalidRequest("request body must be a JSON object")
-    # only a body with that many brackets can nest that deep: a count at memchr speed
-    # spares the walk for nearly every request
-    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH:
-        _check_depth(payload)
+    _check_depth(payload)
     model = payload.get("model")
     if model is None:
         raise InvalidRequest("you must provide a model parameter", param="model")
@@ -81,6 +79,8 @@ def parse_payload(endpoint: str, body: bytes) -> dict[str, Any]:
     stream = payload.get("stream", False)
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequest("stream must be a boolean", param="stream")
+    if endpoint == "responses":
+        responses.check(payload)  # stateful fields and built-in tools: a 400 naming them
     return payload
 
 
@@ -92,7 +92,10 @@ _LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 def _check_depth(payload: dict[str, Any]) -> None:
-    """400 when arrays and objects nest deeper than `MAX_JSON_DEPTH` (iterative walk)."""
+    """400 when arrays and objects nest deeper than `MAX_JSON_DEPTH`: an iterative walk
+    over the containers only, microseconds for a chat (a request's text is in a few
+    strings) and far less than the parse for any body (counting brackets in the bytes
+    instead cost ~1 ms per MB, since `bytes.count` is not memchr)."""
     level: list[Any] = [payload]
     depth = 1
     while level:
@@ -104,7 +107,8 @@ def _check_depth(payload: dict[str, Any]) -> None:
         deeper: list[Any] = []
         for node in level:
             values = node.values() if isinstance(node, dict) else node
-            deeper.extend(v for v in values if isinstance(v, dict | list))
+            # an empty container ends its branch: only non-empty ones go deeper
+            deeper.extend(v for v in values if v and isinstance(v, dict | list))
         level = deeper
         depth += 1
 
@@ -186,6 +190,10 @@ class Runtime:
         """Classify (when asked to) and order the candidates. Pure apart from a random draw
         and `memory`, the task stickiness, which a real request updates (`learn`) and an
         explanation only reads. `counted`: the prompt's tokens by a tokenizer, and which."""
+        if endpoint == "responses":
+            # routed as the chat request it is served as (or relayed as, when the backend
+            # serves the API itself): the same classes, signals and needs as chat
+            endpoint, payload = "chat", responses.to_chat(payload)
         model = str(payload["model"])
         size = _PromptSize(payload, counted)
         target = self.router.resolve(model)
@@ -199,17 +207,7 @@ class Runtime:
         # the classifier, the infill check below, or body_for (through the Decision).
         prompt_fim = fim.PromptFim.of(payload) if endpoint == "completions" else None
         if target.kind == "variant":
-            self._fits(target.name, endpoint, payload, size)
-            return Decision(
-                cls="direct",
-                rule="model",
-                reason=f"model {model!r} names variant {target.name}",
-                variant=target.name,
-                candidates=(target.name,),
-                prompt_fim=prompt_fim,
-                applied=self.applied(target.name, endpoint, payload, prompt_fim),
-                context=size.shown(self.windows((target.name,), endpoint)),
-            )
+            return self._direct(model, target.name, endpoint, payload, prompt_fim, size)
         lazy: LazySignals | None = None
         signals: Mapping[str, Any] = {}
         reading: dict[str, Any] | None = None
@@ -278,16 +276,33 @@ class Runtime:
                 out[name] = found
         return out
 
-    def _fits(
-        self, variant: str, endpoint: str, payload: Mapping[str, Any], size: _PromptSize
-    ) -> None:
-        """400 `context_length_exceeded` when a request that names its variant can't fit."""
-        window = self.windows((variant,), endpoint).get(variant)
-        if window is None or endpoint == "embeddings":
-            return
-        max_tokens = _max_tokens(payload)
-        if size.tokens() + (max_tokens or 0) > window.tokens:
-            raise _too_long(size, {variant: window}, max_tokens)
+    def _direct(
+        self,
+        model: str,
+        variant: str,
+        endpoint: str,
+        payload: Mapping[str, Any],
+        prompt_fim: fim.PromptFim | None,
+        size: _PromptSize,
+    ) -> Decision:
+        """A request that names its variant: no classification, and 400
+        `context_length_exceeded` when the prompt can't fit the variant's window."""
+        windows = self.windows((variant,), endpoint)
+        window = windows.get(variant)
+        if window is not None and endpoint != "embeddings":
+            max_tokens = _max_tokens(payload)
+            if size.tokens() + (max_tokens or 0) > window.tokens:
+                raise _too_long(size, {variant: window}, max_tokens)
+        return Decision(
+            cls="direct",
+            rule="model",
+            reason=f"model {model!r} names variant {variant}",
+            variant=variant,
+            candidates=(variant,),
+            prompt_fim=prompt_fim,
+            applied=self.applied(variant, endpoint, payload, prompt_fim),
+            context=size.shown(windows),
+        )
 
     def _needs(
         self,
@@ -386,6 +401,13 @@ class Runtime:
             applied["adapted"] = adaptation
         return applied or None
 
+    def serves_responses(self, variant: str, backend: str) -> bool:
+        """Does `backend` answer `/v1/responses` itself for `variant`? Only when its config
+        says so (`responses_api`) and the variant is a chat model: a base model's server
+        would apply a chat template the model was never trained on."""
+        native = self.cfg.backends[backend].responses_api
+        return native and self.cfg.variants[variant].api == "chat"
+
     def upstream_for(
         self,
         variant: str,
@@ -393,11 +415,23 @@ class Runtime:
         payload: dict[str, Any],
         raw: bytes = b"",
         prompt_fim: fim.PromptFim | None = None,
+        backend: str | None = None,
     ) -> UpstreamRequest:
-        """What one attempt on `variant` sends: the path and body (`body_for`), adapted
-        when the variant can't take the request as sent (`proxy.prompting`): chat to a
-        base model goes to `/v1/completions` as a transcript; infill to a model without
-        FIM goes as its prefix only."""
+        """What one attempt on `variant` (on `backend`) sends: the path and body
+        (`body_for`), adapted when the variant can't take the request as sent
+        (`proxy.prompting`): chat to a base model goes to `/v1/completions` as a
+        transcript; infill to a model without FIM goes as its prefix only. A Responses
+        request goes as sent to a backend that serves the API, else as chat
+        (`proxy.responses`)."""
+        if endpoint == "responses":
+            backend = backend or self.cfg.variants[variant].backend
+            if self.serves_responses(variant, backend):
+                spec = self.cfg.variants[variant]
+                body = responses.with_limits(payload, spec.defaults, spec.caps.max_tokens)
+                content = self.body_for(variant, endpoint, body, raw if body is payload else b"")
+                return UpstreamRequest(ENDPOINTS[endpoint][0], content, None, responses="native")
+            chat = self.upstream_for(variant, "chat", responses.to_chat(payload))
+            return replace(chat, responses="translated")
         adaptation = self._adaptation(variant, endpoint, payload, prompt_fim)
         path = ENDPOINTS[endpoint][0]
         if adaptation == "transcript":
@@ -430,14 +464,23 @@ class Runtime:
         traffic), everything else as the client sent it. `prompt_fim` is the request's
         FIM reading (`Decision.prompt_fim`), so the prompt is not searched again."""
         spec = self.cfg.variants[variant]
-        out = dict(payload)
-        if spec.defaults or spec.caps.max_tokens is not None:
-            limited, changed = prompting.apply_limits(out, spec.defaults, spec.caps.max_tokens)
+        out = payload
+        # a Responses request sent as is got its limits from `responses.with_limits`
+        if endpoint != "responses" and (spec.defaults or spec.caps.max_tokens is not None):
+            out, changed = prompting.apply_limits(out, spec.defaults, spec.caps.max_tokens)
             if changed:
-                out, raw = limited, b""  # the raw body no longer says what is sent
-        out["model"] = spec.model
+                raw = b""  # the raw body no longer says what is sent
         if endpoint == "completions" and spec.fim is not None:
             out = fim.normalize(endpoint, out, spec.fim, prompt_fim)
+            if out is not payload:
+                raw = b""
+        if raw:
+            # only `model` changes: set it in the client's bytes (no re-encoding)
+            spliced = rawjson.replace_model(raw, str(payload["model"]), spec.model)
+            if spliced is not None:
+                return spliced
+        out = dict(out)
+        out["model"] = spec.model
         content = orjson.dumps(out)
         if b"e+" in content and raw and _LONG_DIGITS.search(raw):
             # orjson may have read an integer beyond 64 bits as a float (which it writes with
@@ -445,11 +488,6 @@ class Runtime:
             # here: only a long run of digits can be such an integer.
             exact = json.loads(raw)
             exact["model"] = out["model"]
-            for key in ("prompt", "suffix"):
-                if key in out or key in exact:
-                    exact.pop(key, None)
-                    if key in out:
-                        exact[key] = out[key]
             content = json.dumps(exact, ensure_ascii=False, separators=(",", ":")).encode()
         return content
 

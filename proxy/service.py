@@ -23,12 +23,21 @@ from typing import Any
 import httpx
 
 from . import contextwindow
+from .activity import ActivityLog, ResourceHistory
 from .auth import KeyRing, load_keys
 from .backends import HealthResult, adapter_for
+from .backends.loaded import LOADED_KINDS, fetch_loaded
 from .classify import CLASSES
 from .config import RouterConfig, load_config
 from .dispatch import Dispatcher
-from .errors import BackendStartError, ConfigError, ConfigIssue
+from .errors import (
+    BackendStartError,
+    ConfigError,
+    ConfigIssue,
+    EndpointNotFound,
+    InvalidRequest,
+    UpstreamUnreachable,
+)
 from .httpclient import NativeClient
 from .metrics import Metrics
 from .origin import open_listener_problem
@@ -37,6 +46,7 @@ from .resources import ResourceSampler
 from .routing import Ranker
 from .runtime import BackendState, Runtime
 from .supervisor import ManagedProcess, find_free_port, render_command
+from .swapper import Swapper
 
 __all__ = ["BackendState", "Proxy"]
 
@@ -77,8 +87,12 @@ class Proxy:
         self.keys = self._keyring(cfg)
         self.managed: dict[str, ManagedProcess] = {}
         self.last_request = time.monotonic()
+        #: what the status page reads: finished requests, and backend CPU/RSS readings
+        self.activity = ActivityLog(_history(cfg))
+        self.resource_history = ResourceHistory()
         self._pins: PinGuard | None = None
         self._dispatcher: Dispatcher | None = None
+        self._swapper: Swapper | None = None
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         #: the latest `/ready` round of probes and when it started (see `probe_shared`)
@@ -104,6 +118,13 @@ class Proxy:
         if self._dispatcher is None:
             raise RuntimeError("the proxy is not started (use the app's lifespan)")
         return self._dispatcher
+
+    @property
+    def swapper(self) -> Swapper:
+        """Loads managed backends within their groups' budgets (`proxy.swapper`)."""
+        if self._swapper is None:
+            raise RuntimeError("the proxy is not started (use the app's lifespan)")
+        return self._swapper
 
     @property
     def pins(self) -> PinGuard | None:
@@ -135,6 +156,12 @@ class Proxy:
             source=lambda: self.runtime.source,
             urls=lambda: self.runtime.urls,
         )
+        swapper = self._swapper = Swapper(
+            cfg,
+            self.managed,
+            self.metrics,
+            in_flight=lambda b: self.backends[b].in_flight if b in self.backends else 0,
+        )
         self._dispatcher = Dispatcher(
             self.metrics,
             self.client,
@@ -142,9 +169,14 @@ class Proxy:
             managed=self.managed,
             pins=pins,
             rank=rank,
+            swapper=swapper,
         )
-        eager = [p for n, p in self.managed.items() if cfg.backends[n].start == "eager"]
-        results = await asyncio.gather(*(p.start() for p in eager), return_exceptions=True)
+        eager = [n for n in self.managed if cfg.backends[n].start == "eager"]
+        results = await asyncio.gather(
+            *(self.managed[n].start() for n in eager if swapper.group_of(n) is None),
+            swapper.start_fitting([n for n in eager if swapper.group_of(n) is not None]),
+            return_exceptions=True,
+        )
         for result in results:
             if isinstance(result, BackendStartError):
                 log.error("%s", result)
@@ -159,6 +191,7 @@ class Proxy:
             pids=lambda: {n: p.pid for n, p in self.managed.items()},
             pid_files={n: b.pid_file for n, b in cfg.backends.items() if b.pid_file},
             interval=cfg.server.resource_interval,
+            history=self.resource_history,
         )
         self.spawn(self.sampler.run(), "resources")
         self.spawn(self._health_loop(), "health")
@@ -210,6 +243,9 @@ class Proxy:
         return task
 
     async def _on_backend_ready(self, proc: ManagedProcess) -> None:
+        seconds = proc.loading_for
+        if seconds is not None:
+            self.metrics.backend_load_seconds.labels(proc.name).observe(seconds)
         await self._backend_up(proc.name)
 
     async def _backend_up(self, name: str) -> None:
@@ -272,6 +308,9 @@ class Proxy:
                 raise ConfigError(source, [ConfigIssue("server.auth", str(exc))]) from exc
             raise
         self.runtime, self.keys = runtime, keys
+        self.activity.resize(_history(cfg))
+        if self._swapper is not None:
+            self._swapper.configure(cfg)
         if self._pins is not None:
             self._pins.reconfigure(cfg, source)
             if self._pins.active:
@@ -350,6 +389,8 @@ class Proxy:
             if result.ok and (was_ok is not True or not state.windows):
                 await self._learn_windows(name, state, result)
         self.metrics.backend_up.labels(name).set(1 if result.ok else 0)
+        stopped = proc is not None and proc.state == "stopped"
+        self.metrics.backend_stopped.labels(name).set(1 if stopped else 0)
         return result
 
     async def _learn_windows(self, name: str, state: BackendState, health: HealthResult) -> None:
@@ -396,7 +437,29 @@ class Proxy:
         while True:
             with contextlib.suppress(Exception):
                 await self.probe_all()
+            with contextlib.suppress(Exception):
+                await self.poll_loaded()
             await asyncio.sleep(self.runtime.cfg.server.health_interval)
+
+    async def poll_loaded(self) -> None:
+        """Ask Ollama and LM Studio backends which models they hold, for warm-aware routing;
+        only when a route has a `max_cold_start` budget to apply."""
+        rt = self.runtime
+        if not rt.cfg.routes.max_cold_start or self._swapper is None:
+            return
+        names = [
+            n
+            for n, b in rt.cfg.backends.items()
+            if b.kind in LOADED_KINDS and n not in self.managed
+        ]
+        found = await asyncio.gather(
+            *(
+                fetch_loaded(rt.cfg.backends[n].kind, self.client, rt.urls[n], rt.headers[n])
+                for n in names
+            )
+        )
+        for name, models in zip(names, found, strict=True):
+            self._swapper.set_loaded(name, rt.cfg.backends[name].kind, models)
 
     def backend_status(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -419,6 +482,9 @@ class Proxy:
             }
             if state.version is not None:
                 item["version"] = state.version
+            loaded = self._swapper.loaded_models(name) if self._swapper is not None else None
+            if loaded is not None:
+                item["loaded_models"] = loaded
             proc = self.managed.get(name)
             if proc is not None:
                 item["managed"] = {
@@ -427,8 +493,45 @@ class Proxy:
                     "restarts": proc.restarts,
                     "log_file": str(proc.log_path),
                 }
+                if self._swapper is not None:
+                    item["managed"].update(self._swapper.backend_info(name))
             out[name] = item
         return out
+
+    # -- loading (admin) ------------------------------------------------------------------------
+
+    def _managed_backend(self, name: str) -> ManagedProcess:
+        proc = self.managed.get(name)
+        if proc is not None:
+            return proc
+        if name in self.runtime.cfg.backends:
+            raise InvalidRequest(
+                f"backend {name!r} is not managed (it has a url, no command): variant-proxy "
+                "can only load and unload servers it runs itself",
+                param="backend",
+            )
+        known = ", ".join(sorted(self.managed)) or "none"
+        raise EndpointNotFound(
+            f"no backend {name!r} (managed backends: {known})", code="backend_not_found"
+        )
+
+    async def load_backend(self, name: str) -> dict[str, Any]:
+        """`POST /admin/load/<backend>`: start it (making room in its group) and wait."""
+        proc = self._managed_backend(name)
+        was, began = proc.state, time.monotonic()
+        try:
+            await self.swapper.ensure(name, self.runtime.cfg.backends[name].queue_timeout)
+        except BackendStartError as exc:
+            raise UpstreamUnreachable(str(exc)) from exc
+        seconds = round(time.monotonic() - began, 3)
+        return {"backend": name, "state": proc.state, "was": was, "seconds": seconds}
+
+    async def unload_backend(self, name: str) -> dict[str, Any]:
+        """`POST /admin/unload/<backend>`: stop it unless it has requests in flight."""
+        proc = self._managed_backend(name)
+        was = proc.state
+        stopped = await self.swapper.unload(name)
+        return {"backend": name, "state": proc.state, "was": was, "unloaded": stopped}
 
     # -- listings -------------------------------------------------------------------------------
 
@@ -460,6 +563,12 @@ class Proxy:
             for alias in variant.aliases:
                 data.append(_model(alias, created, {"kind": "alias", "variant": name}))
         return {"object": "list", "data": data}
+
+
+def _history(cfg: RouterConfig) -> int:
+    """The status page's ring size: 0 (appends keep nothing) when the page is off."""
+    page = cfg.server.status_page
+    return page.history if page.enabled else 0
 
 
 def _model(name: str, created: int, info: dict[str, Any]) -> dict[str, Any]:

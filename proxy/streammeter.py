@@ -15,13 +15,19 @@ A non-streamed answer is one JSON body; only its `usage` is read. Large
 bodies (embeddings) are not decoded whole: the meter keeps a bounded tail
 and decodes just the `usage` object near the end.
 
+A Responses API stream relayed as is (a backend that serves `/v1/responses`)
+is read the same way by its event types: `response.*.delta` events with text
+are token events, `response.completed` / `.incomplete` / `.failed` and
+`error` end it, and the final response's `usage` (`input_tokens`,
+`output_tokens`) counts.
+
 The meter also tells the relay whether a stream *ended properly*
-(`ended()`): a `data: [DONE]` event, a choice with a `finish_reason`, or the
-backend's own `{"error": …}` event. A stream that stops without any of them
-(cut early, empty, an HTML page) must not reach the client as a normal,
-shorter answer; the relay then ends it with an error event. This reuses the
-parse the meter does anyway: there is no second parser and nothing is
-buffered beyond the decoder's bounded line and event.
+(`ended()`): a `data: [DONE]` event, a choice with a `finish_reason`, the
+end of a Responses stream, or the backend's own `{"error": …}` event. A
+stream that stops without any of them (cut early, empty, an HTML page) must
+not reach the client as a normal, shorter answer; the relay then ends it
+with an error event. This reuses the parse the meter does anyway: there is
+no second parser and nothing is buffered beyond the decoder's bounded line and event.
 
 An event that never ends (data lines with no blank line) grows past the
 decoder's `max_event` bound; the meter then stops metering that stream (it
@@ -47,6 +53,18 @@ __all__ = ["StreamMeter", "StreamStats", "observe"]
 _FULL_DECODE_LIMIT = 1 << 20
 _TAIL_KEEP = 64 << 10
 _DELTA_KEYS = ("content", "reasoning_content", "reasoning", "tool_calls")
+#: Responses API events: the ones that carry generated text, and the ones that end a stream
+_RESPONSES_TOKENS = frozenset(
+    {
+        "response.output_text.delta",
+        "response.function_call_arguments.delta",
+        "response.reasoning_text.delta",
+        "response.refusal.delta",
+    }
+)
+_RESPONSES_END = frozenset(
+    {"response.completed", "response.incomplete", "response.failed", "error"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +170,10 @@ class StreamMeter:
             return
         if not isinstance(obj, dict):
             return
+        kind = obj.get("type")
+        if isinstance(kind, str):
+            self._responses_event(kind, obj, t)
+            return
         usage = obj.get("usage")
         if isinstance(usage, dict):
             self._read_usage(usage)
@@ -168,6 +190,18 @@ class StreamMeter:
         elif "error" in obj:
             self._done = True  # the backend reported its own failure in-stream
 
+    def _responses_event(self, kind: str, obj: dict[str, Any], t: float) -> None:
+        """One Responses API event (a stream relayed from a server that serves the API)."""
+        if kind in _RESPONSES_TOKENS:
+            if obj.get("delta"):
+                self._token(t)
+        elif kind in _RESPONSES_END:
+            self._done = True
+            response = obj.get("response")
+            usage = response.get("usage") if isinstance(response, dict) else None
+            if isinstance(usage, dict):
+                self._read_usage(usage)
+
     def _token(self, t: float) -> None:
         if self._last_token is None:
             self._first_token = t
@@ -180,8 +214,9 @@ class StreamMeter:
         self._token_events += 1
 
     def _read_usage(self, usage: dict[str, Any]) -> None:
-        prompt = usage.get("prompt_tokens")
-        completion = usage.get("completion_tokens")
+        # chat and completions say prompt/completion; the Responses API input/output
+        prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+        completion = usage.get("completion_tokens", usage.get("output_tokens"))
         if _is_count(prompt):
             self._usage_prompt = prompt
         if _is_count(completion):

@@ -145,6 +145,11 @@ class ManagedProcess:
         self._restart_task: asyncio.Task[None] | None = None
         self._idle_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        #: when the current start attempt began (monotonic), None when not starting
+        self._attempt_started: float | None = None
+        #: seconds from spawn to ready, smoothed over past starts (None: never started)
+        self._load_seconds: float | None = None
+        self._loads = 0
 
     # -- public surface -------------------------------------------------------------------
 
@@ -161,6 +166,27 @@ class ManagedProcess:
     @property
     def restarts(self) -> int:
         return self._restarts
+
+    @property
+    def last_used(self) -> float:
+        """When the process last had traffic (monotonic seconds)."""
+        return self._last_used
+
+    @property
+    def loads(self) -> int:
+        """Successful starts so far (first start and restarts)."""
+        return self._loads
+
+    @property
+    def expected_load_seconds(self) -> float | None:
+        """How long a start takes, learned from past starts (None until one succeeded)."""
+        return self._load_seconds
+
+    @property
+    def loading_for(self) -> float | None:
+        """Seconds since the current start attempt began, or None when not starting."""
+        started = self._attempt_started
+        return None if started is None else time.monotonic() - started
 
     @property
     def last_exit_code(self) -> int | None:
@@ -247,6 +273,7 @@ class ManagedProcess:
         else:
             self._state = "starting"
         proc: asyncio.subprocess.Process | None = None
+        self._attempt_started = began = time.monotonic()
         try:
             proc = await self._spawn()
             await self._wait_healthy(proc)
@@ -263,12 +290,21 @@ class ManagedProcess:
             if self._state in ("starting", "restarting"):
                 self._state = "restarting" if restarting else "failed"
             raise
+        finally:
+            self._attempt_started = None
+        self._learn_load(time.monotonic() - began)
         self._state = "ready"
         self.touch()
         logger.info("%s ready (pid %s, restarts %d)", self.name, proc.pid, self._restarts)
         self._spawn_task(self._watch(proc), "watch")
         if self.idle_ttl is not None and (self._idle_task is None or self._idle_task.done()):
             self._idle_task = self._spawn_task(self._idle_loop(self.idle_ttl), "idle")
+
+    def _learn_load(self, seconds: float) -> None:
+        # smoothed, so one slow start (a cold page cache) doesn't define the next estimate
+        previous = self._load_seconds
+        self._load_seconds = seconds if previous is None else 0.5 * previous + 0.5 * seconds
+        self._loads += 1
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -89,14 +89,18 @@ async def get_bounded(
     headers: Mapping[str, str],
     timeout: float,
     limit: int = MAX_PROBE_BYTES,
+    *,
+    method: str = "GET",
+    body: Any = None,
 ) -> httpx.Response:
-    """GET `url`, reading at most `limit` bytes of the answer; over that the connection is
-    dropped and :class:`httpx.ReadError` says why (a transport error to every caller)."""
-    async with client.stream("GET", url, headers=headers, timeout=timeout) as response:
-        body = bytearray()
+    """GET `url` (or `method` with `body` as JSON), reading at most `limit` bytes of the
+    answer; over that the connection is dropped and :class:`httpx.ReadError` says why (a
+    transport error to every caller). Every probe and identity read goes through here."""
+    async with client.stream(method, url, headers=headers, json=body, timeout=timeout) as response:
+        data = bytearray()
         async for chunk in response.aiter_raw():
-            body += chunk
-            if len(body) > limit:
+            data += chunk
+            if len(data) > limit:
                 raise httpx.ReadError(
                     f"answer over {limit} bytes, the most a probe reads", request=response.request
                 )
@@ -104,7 +108,7 @@ async def get_bounded(
     return httpx.Response(
         response.status_code,
         headers=response.headers,
-        content=bytes(body),
+        content=bytes(data),
         request=response.request,
         extensions=response.extensions,
     )

@@ -54,7 +54,7 @@ from typing import Any
 import httpx
 
 from ..errors import IdentityUnavailable
-from .base import describe_transport_error, error_message, join_url
+from .base import describe_transport_error, error_message, get_bounded, join_url
 
 __all__ = [
     "DEFAULT_HASH_CACHE",
@@ -169,8 +169,8 @@ async def _request_json(
     body: Any = None,
 ) -> Any:
     try:
-        response = await client.request(
-            method, url, headers=dict(headers), json=body, timeout=IDENTITY_TIMEOUT_S
+        response = await get_bounded(
+            client, url, headers, IDENTITY_TIMEOUT_S, method=method, body=body
         )
     except httpx.TransportError as exc:
         raise IdentityUnavailable(f"{method} {url}: {describe_transport_error(exc)}") from exc

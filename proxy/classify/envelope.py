@@ -43,6 +43,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from .text import bounded
+
 __all__ = ["Envelope", "read_envelope"]
 
 
@@ -242,7 +244,8 @@ def _calls_chars(calls: object) -> int:
 
 
 def _messages(raw: object) -> tuple[list[_Msg], int]:
-    """The messages that are mappings, and the characters of their texts and tool calls."""
+    """The messages that are mappings, and the characters of their texts and tool calls
+    (counted whole: a huge text is read as its head and tail, :func:`~.text.bounded`)."""
     msgs: list[_Msg] = []
     total = 0
     if not isinstance(raw, list):
@@ -254,11 +257,11 @@ def _messages(raw: object) -> tuple[list[_Msg], int]:
         role = "user" if role is None else role if isinstance(role, str) else "other"
         content = item.get("content")
         if isinstance(content, str):
-            parts = [content]
-            total += len(content)
+            parts, total = [bounded(content)], total + len(content)
         else:
             parts = _parts(content)
             total += sum(map(len, parts))
+            parts = [bounded(p) for p in parts]
         calls = item.get("tool_calls") or item.get("function_call")
         if calls:
             total += _calls_chars(calls)

@@ -66,6 +66,7 @@ from .lexicon import (
 )
 from .text import (
     Split,
+    bounded,
     ends_in_code,
     estimate_tokens,
     is_code_line,
@@ -240,7 +241,7 @@ def _prompt_text(body: Mapping[str, Any]) -> str:
         value = body.get(key)
         if isinstance(value, str):
             text = text + "\n" + value if text else value
-    return text
+    return bounded(text)
 
 
 def _holes(text: str) -> bool:

@@ -54,6 +54,19 @@ def estimate_tokens(text: str) -> int:
     return math.ceil((n - non_ascii) / 3.6 + non_ascii * 0.8)
 
 
+#: The most of one text the classifier reads: a longer message or prompt is read as its
+#: first ``READ_HEAD`` and last ``READ_TAIL`` characters. Every class boundary lies far
+#: below this (3,000 tokens is ~11,000 characters), and reading a 30 MB message whole
+#: would hold the event loop for a quarter of a second.
+READ_HEAD = 192 * 1024
+READ_TAIL = 64 * 1024
+
+
+def bounded(text: str) -> str:
+    """``text`` as the classifier reads it: all of it, or its head and tail when huge."""
+    return window(text, READ_HEAD, READ_TAIL)
+
+
 def window(text: str, head: int, tail: int) -> str:
     """The first ``head`` and last ``tail`` characters of ``text`` (all of a short one)."""
     if len(text) <= head + tail:

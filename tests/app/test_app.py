@@ -154,6 +154,32 @@ def test_completions_fim_is_rerendered_for_the_variant(
     assert sent["prompt"].startswith("<fim_prefix>") and "<fim_suffix>" in sent["prompt"]
 
 
+def test_completions_fim_stops_are_translated_with_the_prompt(
+    client: TestClient, mock: respx.MockRouter
+) -> None:
+    route = mock.post(f"{UP}/v1/completions").respond(200, json={"choices": []})
+    qwen_stops = ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|file_sep|>", "\n\n"]
+    r = client.post(
+        "/v1/completions",
+        json={
+            "model": "code",  # starcoder FIM
+            "prompt": "<|fim_prefix|>def f():<|fim_suffix|>\n    return 1<|fim_middle|>",
+            "stop": qwen_stops,
+        },
+    )
+    assert r.status_code == 200
+    sent = json.loads(route.calls.last.request.content)
+    assert sent["prompt"] == "<fim_prefix>def f():<fim_suffix>\n    return 1<fim_middle>"
+    assert sent["stop"] == [
+        "<fim_prefix>",
+        "<fim_suffix>",
+        "<fim_middle>",
+        "<file_sep>",
+        "\n\n",
+        "<|endoftext|>",
+    ]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code", "param"),
     [

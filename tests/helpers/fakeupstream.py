@@ -9,7 +9,10 @@ Behaviour is steered by an extra `fake` object in the request body (which
 the proxy must forward untouched, being an unknown field):
 
     {"fake": {"first_delay": 0.5, "chunk_delay": 0.05, "chunks": 20,
-              "status": 500, "die_after": 3, "text": "hello"}}
+              "status": 500, "die_after": 3, "text": "hello",
+              "tool_calls": [{"name": "get_weather", "arguments": "{...}"}]}}
+
+`tool_calls` (chat only) answers with those calls, in llama-server's format.
 
 Every request and every stream's fate (completed / client-closed, with
 times) is recorded on the instance for tests to inspect.
@@ -29,7 +32,16 @@ from typing import Any
 
 import uvicorn
 
-from tests.helpers.openai_wire import chunk, event, full, lifespan
+from tests.helpers.openai_wire import (
+    chunk,
+    event,
+    full,
+    full_tool_calls,
+    lifespan,
+    responses_full,
+    responses_stream_events,
+    tool_call_chunks,
+)
 
 
 @dataclass
@@ -132,6 +144,15 @@ class FakeUpstream:
             )
             seen.outcome, seen.finished = "completed", time.monotonic()
             return
+        if path.endswith("/responses"):  # llama-server's own Responses API
+            await self._responses(send, model, text, bool(body.get("stream")))
+            seen.outcome, seen.finished = "completed", time.monotonic()
+            return
+        calls = fake.get("tool_calls") if chat else None
+        if calls:
+            await self._tool_calls(send, model, calls, bool(body.get("stream")))
+            seen.outcome, seen.finished = "completed", time.monotonic()
+            return
         if not body.get("stream"):
             payload = full(chat, model, text)
             await self._json(send, 200, payload)
@@ -181,6 +202,26 @@ class FakeUpstream:
         tail += b"data: [DONE]\n\n"
         await send({"type": "http.response.body", "body": tail, "more_body": False})
         seen.outcome, seen.finished = "completed", time.monotonic()
+
+    async def _tool_calls(
+        self, send: Any, model: str, calls: list[dict[str, str]], stream: bool
+    ) -> None:
+        if not stream:
+            return await self._json(send, 200, full_tool_calls(model, calls))
+        start = {"type": "http.response.start", "status": 200}
+        await send({**start, "headers": [(b"content-type", b"text/event-stream")]})
+        for piece in tool_call_chunks(model, calls):
+            await send({"type": "http.response.body", "body": event(piece), "more_body": True})
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+
+    async def _responses(self, send: Any, model: str, text: str, stream: bool) -> None:
+        if not stream:
+            return await self._json(send, 200, responses_full(model, text))
+        start = {"type": "http.response.start", "status": 200}
+        await send({**start, "headers": [(b"content-type", b"text/event-stream")]})
+        for piece in responses_stream_events(model, text):
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
 
     @staticmethod
     async def _json(send: Any, status: int, payload: Any) -> None:

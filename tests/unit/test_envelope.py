@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from proxy.classify import Classifier
 from proxy.classify.envelope import Envelope, read_envelope
+from proxy.classify.text import READ_HEAD, READ_TAIL
 
 Body = dict[str, Any]
 
@@ -630,3 +632,32 @@ def test_continue_hole_filler_is_editor_autocomplete() -> None:
         )
     )
     assert (e.client, e.background, e.edit_prediction) == ("continue", None, True)
+
+
+# --- huge texts: read as head and tail, counted whole -------------------------------------
+
+
+def test_a_huge_message_is_read_as_its_head_and_tail() -> None:
+    log = "2026-12-02 10:00:01 ERROR worker-3 request failed: timeout after 30s\n" * 100_000
+    ask = "Here is the log of last night's run.\n" + log + "\nWhy does worker-3 time out?"
+    env = read_envelope("chat", {"messages": [{"role": "user", "content": ask}]})
+    assert len(env.ask) <= READ_HEAD + READ_TAIL + 1
+    assert env.ask.startswith("Here is the log")
+    assert env.ask.endswith("Why does worker-3 time out?")
+    # what is not read still counts: the sizes add up to the whole request
+    assert env.ask_chars + env.attached_chars + env.boilerplate_chars == len(ask)
+
+
+def test_a_huge_ask_classifies_as_the_same_ask_does() -> None:
+    """The class of an ask with a 20 MB paste in the middle is the class of the same ask
+    with a 200 KB paste: what decides it is at the ends, and both are past every size
+    boundary."""
+    code = "def handler(event):\n    return process(event['body'])\n\n"
+    classifier = Classifier()
+
+    def classify(paste: str) -> str:
+        ask = "Port this module to Rust, keeping the API:\n```python\n" + paste + "```"
+        body = {"model": "auto", "messages": [{"role": "user", "content": ask}]}
+        return classifier.classify("chat", body).cls
+
+    assert classify(code * 400_000) == classify(code * 4_000)

@@ -110,11 +110,62 @@ def test_normalize_between_families(src: str, dst: str) -> None:
         assert out["prompt"] == RENDERED[dst] and "suffix" not in out
 
 
+END = {
+    "starcoder": ["<|endoftext|>"],
+    "qwen": ["<|endoftext|>"],
+    "deepseek": ["<｜end▁of▁sentence｜>"],
+    "codellama": ["<EOT>"],
+    "codestral": [],  # its `</s>` is a control token the server stops at, and valid HTML
+}
+
+
 @pytest.mark.parametrize("dst", sorted(RENDERED))
 def test_normalize_prompt_suffix_fields(dst: str) -> None:
     body = {"prompt": PRE, "suffix": SUF, "stream": True}
     out = fim.normalize("completions", body, dst)
-    assert out == {"prompt": RENDERED[dst], "stream": True}
+    assert out == {"prompt": RENDERED[dst], "stream": True, "stop": END[dst]}
+
+
+@pytest.mark.parametrize(
+    ("stop", "dst", "expected"),
+    [
+        # Continue's StarCoder stops, sent to a Qwen model
+        (
+            ["<fim_prefix>", "<fim_suffix>", "<fim_middle>", "<file_sep>", "<|endoftext|>"],
+            "qwen",
+            ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|file_sep|>", "<|endoftext|>"],
+        ),
+        # to DeepSeek: no file separator there (dropped); its own end added
+        (
+            ["<fim_prefix>", "<file_sep>", "\n\n"],
+            "deepseek",
+            ["<｜fim▁begin｜>", "\n\n", "<｜end▁of▁sentence｜>"],
+        ),
+        ("<|endoftext|>", "codellama", ["<EOT>"]),
+        ("<|EOT|>", "starcoder", ["<|endoftext|>"]),
+        (None, "starcoder", ["<|endoftext|>"]),
+        ("<|fim▁hole|>", "qwen", ["<|fim_suffix|>", "<|endoftext|>"]),
+        (["<PRE>", "<EOT>"], "codestral", ["[PREFIX]"]),
+        (["<EOT>", "<EOT>", "", 5], "codellama", ["<EOT>"]),
+        (["<|fim_pad|>"], "codellama", ["<EOT>"]),  # no pad there: dropped
+    ],
+)
+def test_translate_stops(stop: object, dst: str, expected: list[str]) -> None:
+    assert fim.translate_stops(stop, dst) == expected
+
+
+def test_normalize_translates_the_stops_with_the_prompt() -> None:
+    body = {"prompt": RENDERED["starcoder"], "stop": ["<fim_prefix>", "<|endoftext|>", "\ndef "]}
+    out = fim.normalize("completions", body, "deepseek")
+    assert out["prompt"] == RENDERED["deepseek"]
+    assert out["stop"] == ["<｜fim▁begin｜>", "<｜end▁of▁sentence｜>", "\ndef "]
+    assert body["stop"] == ["<fim_prefix>", "<|endoftext|>", "\ndef "]  # input untouched
+    # the same family: the client's own tokens, nothing to translate
+    same = {"prompt": RENDERED["starcoder"], "suffix": "", "stop": ["<fim_prefix>"]}
+    assert fim.normalize("completions", same, "starcoder")["stop"] == ["<fim_prefix>"]
+    # the server renders native-suffix requests itself: the stops stay the client's
+    native = fim.normalize("completions", body, "native-suffix")
+    assert native["stop"] == body["stop"]
 
 
 def test_normalize_noops() -> None:
