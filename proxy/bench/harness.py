@@ -151,7 +151,7 @@ def _kind(word: str) -> FailureKind:
 
 # -- the harness programs ------------------------------------------------------------------------
 
-PYTHON_HARNESS = r'''
+PYTHON_HARNESS = r"""
 import _thread, gc, os, sys, threading, traceback, types
 
 
@@ -255,7 +255,7 @@ def _main():
 
 
 _main()
-'''
+"""
 
 JS_HARNESS = r"""
 "use strict";

@@ -55,6 +55,9 @@ from typing import Any, Literal
 
 import psutil
 
+from .bwrap import ENV as _ENV
+from .bwrap import WORKDIR, bwrap_argv
+
 __all__ = [
     "SECRET_FD",
     "WORKDIR",
@@ -76,8 +79,6 @@ _UID_BASE = 1_879_000_000
 _MAX_SLOTS = 64
 #: the file descriptor the last step finds the harness's secret on
 SECRET_FD = 3
-#: the candidate's working directory inside the sandbox
-WORKDIR = "/sandbox"
 
 
 class SandboxUnavailable(RuntimeError):
@@ -275,69 +276,6 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-# -- bubblewrap ---------------------------------------------------------------------------------
-
-#: merged-/usr links and loader files a program needs; /etc itself stays out of reach
-_SYSTEM_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
-_ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime")
-
-
-def _system_binds() -> list[str]:
-    args = ["--ro-bind", "/usr", "/usr"]
-    for name in _SYSTEM_DIRS:
-        path = Path("/") / name
-        if path.is_symlink():
-            args += ["--symlink", os.readlink(path), str(path)]
-        elif path.is_dir():
-            args += ["--ro-bind", str(path), str(path)]
-    for name in _ETC_FILES:
-        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-    return args
-
-
-def _bwrap_argv(
-    bwrap: str, argv: list[str], work: Path, *, build: bool, limits: Limits
-) -> list[str]:
-    """The bubblewrap command line around `argv` (a build step sees `work` read-write)."""
-    size = str(limits.tmpfs_bytes)
-    args = [
-        bwrap,
-        "--unshare-all",
-        "--unshare-user",
-        "--disable-userns",
-        "--die-with-parent",
-        "--new-session",
-        "--cap-drop",
-        "ALL",
-        "--hostname",
-        "sandbox",
-        *_system_binds(),
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-    ]
-    for tmp in ("/tmp", "/var/tmp", "/dev/shm"):
-        args += ["--size", size, "--tmpfs", tmp]
-    if build:
-        args += ["--bind", str(work), WORKDIR]
-    else:
-        args += ["--size", size, "--tmpfs", WORKDIR]
-        for entry in sorted(work.iterdir()):
-            args += ["--ro-bind", str(entry), f"{WORKDIR}/{entry.name}"]
-    args += ["--chdir", WORKDIR, "--clearenv"]
-    for key, value in _ENV.items():
-        args += ["--setenv", key, value]
-    return [*args, "--", *argv]
-
-
-_ENV = {
-    "PATH": "/usr/local/bin:/usr/bin:/bin",
-    "LANG": "C.UTF-8",
-    "HOME": WORKDIR,
-    "TMPDIR": "/tmp",
-}
-
 _PROBE_LOCK = threading.Lock()
 _probed: dict[str, Any] = {}
 
@@ -386,7 +324,9 @@ def _probe(bwrap: str) -> str | None:
     )
 
 
-def _step_kwargs(work: Path, base: Path, uid: int | None, nproc: int, limits: Limits) -> dict[str, Any]:
+def _step_kwargs(
+    work: Path, base: Path, uid: int | None, nproc: int, limits: Limits
+) -> dict[str, Any]:
     return {
         "work": work,
         "limits": limits,
@@ -567,7 +507,7 @@ def _run_one(
             False, "not started", None
         )
     if bwrap is not None:
-        resolved = _bwrap_argv(bwrap, resolved, work, build=build, limits=limits)
+        resolved = bwrap_argv(bwrap, resolved, work, build=build, tmpfs_bytes=limits.tmpfs_bytes)
     read_fd, write_fd = os.pipe()
     secret_fd = _secret_pipe(secret)
     launcher = _launcher(

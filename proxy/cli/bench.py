@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from ..bench import sandbox
 from ..bench.report import Regression, compare, text_table, write_outputs
 from ..bench.runner import RunSettings, VariantTarget, run_benchmark, variant_identity
 from ..bench.running import RunningProxy
@@ -106,6 +107,12 @@ def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--api-key", default=None, help=f"client key for the proxy (default: ${API_KEY_ENV})"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument(
+        "--unsafe-no-sandbox",
+        action="store_true",
+        help="run answers without bubblewrap (only resource limits); reports say so first",
+    )
+    p.add_argument("--no-warmup", action="store_true", help="no unmeasured warm-up request")
 
 
 class _Bar:
@@ -117,6 +124,7 @@ class _Bar:
         self.tty = stream.isatty()
         self.stage = ""
         self._last_decile = -1
+        self._stage_started = time.monotonic()
 
     def __call__(self, done: int, total: int, label: str) -> None:
         if not self.enabled or total <= 0:
@@ -126,12 +134,15 @@ class _Bar:
             if self.tty and self.stage:
                 self.stream.write("\n")
             self.stage, self._last_decile = stage, -1
+            self._stage_started = time.monotonic()
         fraction = done / total
+        elapsed = time.monotonic() - self._stage_started
+        eta = f"ETA {elapsed / done * (total - done):.0f}s" if done and done < total else ""
         if self.tty:
             width = 30
             filled = int(width * fraction)
             bar = "#" * filled + "." * (width - filled)
-            self.stream.write(f"\r{stage:<10} [{bar}] {done}/{total} {label[:50]:<50}")
+            self.stream.write(f"\r{stage:<10} [{bar}] {done}/{total} {eta:<10} {label[:40]:<40}")
             if done == total:
                 self.stream.write("\n")
             self.stream.flush()
@@ -139,7 +150,8 @@ class _Bar:
         decile = int(fraction * 10)
         if decile != self._last_decile:
             self._last_decile = decile
-            print(f"{stage} {done}/{total} ({fraction:.0%})", file=self.stream, flush=True)
+            line = f"{stage} {done}/{total} ({fraction:.0%}) {eta}".rstrip()
+            print(line, file=self.stream, flush=True)
 
 
 @dataclass
@@ -307,7 +319,14 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         max_tokens=args.max_tokens,
         limit=args.limit,
         request_timeout=args.timeout,
+        unsafe_no_sandbox=args.unsafe_no_sandbox,
+        warmup=not args.no_warmup,
     )
+    if not args.unsafe_no_sandbox:
+        found, why = sandbox.bubblewrap()
+        if found is None:
+            print(f"error: {why}; refusing to score (--unsafe-no-sandbox runs anyway)", file=err)
+            return 2
     bar = _Bar(err, not args.no_progress)
     started = time.monotonic()
     async with _context(args, headers) as ctx:
@@ -346,6 +365,8 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     print(text_table(doc), file=out)
     print(file=out)
     iso = doc["sandbox"]
+    if iso.get("sandbox") != "bubblewrap":
+        print("warning: UNSAFE: answers ran WITHOUT the bubblewrap sandbox", file=err)
     if not iso.get("network"):
         print(
             f"warning: candidates ran WITHOUT network isolation: {iso['network_detail']}", file=err
