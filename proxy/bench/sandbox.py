@@ -584,6 +584,8 @@ def _finish(
         )
     if "fatal" in status:
         return ("crashed", code, str(status["fatal"])), iso
+    if bwrap is not None and 128 < code < 128 + 65:
+        code = 128 - code  # bwrap exits 128+N when its child died of signal N
     return _verdict(code, timed_out, limits), iso
 
 
