@@ -29,7 +29,7 @@ from typing import Any, TextIO
 import httpx
 
 from ..bench import sandbox
-from ..bench.report import Regression, compare, text_table, write_outputs
+from ..bench.report import CompareMismatch, Regression, compare, text_table, write_outputs
 from ..bench.runner import RunSettings, VariantTarget, run_benchmark, variant_identity
 from ..bench.running import RunningProxy
 from ..bench.suite import Suite, load_suite
@@ -348,13 +348,18 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             )
     regressions: list[Regression] = []
     notes: list[str] = []
+    compare_error = False
     if previous is not None:
-        regressions, notes = compare(
-            previous,
-            doc,
-            pass_tolerance=args.pass_tolerance,
-            speed_tolerance=args.speed_tolerance,
-        )
+        try:
+            regressions, notes = compare(
+                previous,
+                doc,
+                pass_tolerance=args.pass_tolerance,
+                speed_tolerance=args.speed_tolerance,
+            )
+        except CompareMismatch as exc:
+            print(f"error: --compare {args.compare}: {exc}", file=err)
+            compare_error = True
     paths = write_outputs(
         doc,
         args.out or ctx.default_out,
@@ -380,7 +385,7 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"({time.monotonic() - started:.1f} s)",
         file=out,
     )
-    return 1 if regressions else 0
+    return 2 if compare_error else 1 if regressions else 0
 
 
 def run_cli(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
