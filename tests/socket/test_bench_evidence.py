@@ -1,0 +1,97 @@
+"""End to end: a running daemon routes on the evidence that `variant-proxy bench` runs
+leave in its state dir — pooled over every run, ranked by a confidence bound, and
+never preferring a variant measured at 0%.
+
+Real sockets throughout: the fake upstream (it knows each task's reference answer),
+the daemon (uvicorn), and the CLI benching that daemon over HTTP (`--url`), its
+answers scored in the real sandbox.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from proxy.app import create_app
+from proxy.config import load_config
+from tests.helpers.fakeupstream import run_server
+from tests.socket.test_bench import AnsweringUpstream, bench
+
+
+class WithAZero(AnsweringUpstream):
+    """`up-zero` never answers right; `up-good` always; `up-bad` every other task."""
+
+    def answer(self, model: str, body: dict[str, Any]) -> str:
+        if model == "up-zero":
+            return self.WRONG
+        return super().answer(model, body)
+
+
+@pytest.fixture
+def upstream() -> Iterator[str]:
+    with run_server(WithAZero()) as url:
+        yield url
+
+
+def daemon_config(tmp_path: Path, url: str) -> Path:
+    data = {
+        "server": {"state_dir": str(tmp_path / "state")},
+        "backends": {"fake": {"kind": "openai", "url": url}},
+        "variants": {
+            "zero": {"backend": "fake", "model": "up-zero"},
+            "bad": {"backend": "fake", "model": "up-bad"},
+            "good": {"backend": "fake", "model": "up-good"},
+        },
+        # configured order puts the variant that will measure 0% first
+        "routes": {
+            "default": "good",
+            "complex": {"order": "benchmark", "candidates": ["zero", "bad", "good"]},
+        },
+    }
+    path = tmp_path / "router.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def order(proxy_url: str) -> list[str]:
+    body = {"model": "complex", "messages": [{"role": "user", "content": "hi"}]}
+    reply = httpx.post(proxy_url + "/route/explain", json=body, timeout=10)
+    reply.raise_for_status()
+    candidates: list[str] = reply.json()["candidates"]
+    return candidates
+
+
+def run_bench(proxy_url: str, out: Path, variants: str, limit: int) -> None:
+    code, stdout, stderr = bench(
+        "--url", proxy_url, "--suite", "complex", "--variants", variants,
+        "--limit", str(limit), "--out", str(out), "--no-progress",
+    )  # fmt: skip
+    assert code == 0, stdout + stderr
+
+
+def test_routing_picks_the_better_variant_from_accumulated_runs(
+    upstream: str, tmp_path: Path
+) -> None:
+    config = daemon_config(tmp_path, upstream)
+    out = tmp_path / "state" / "bench"  # where the daemon looks
+    with run_server(create_app(load_config(config))) as proxy_url:
+        assert order(proxy_url) == ["zero", "bad", "good"]  # no evidence: as configured
+
+        run_bench(proxy_url, out, "zero", 2)  # 0/2
+        time.sleep(1.2)  # the daemon re-reads its state dir at most once a second
+        # measured at 0%: behind the unmeasured ones, although configured first
+        assert order(proxy_url) == ["bad", "good", "zero"]
+
+        run_bench(proxy_url, out, "bad", 1)  # a lucky 1/1
+        run_bench(proxy_url, out, "good", 4)  # 4/4
+        run_bench(proxy_url, out, "good", 4)  # 8/8 pooled
+        time.sleep(1.2)
+        # the latest file holds only `good`: `bad` and `zero` are ranked from older runs
+        assert order(proxy_url) == ["good", "bad", "zero"]
+    assert len(list(out.glob("bench-*.json"))) == 4
