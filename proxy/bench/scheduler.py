@@ -160,6 +160,7 @@ class BenchScheduler:
             return
         self._seen = seen
         self.figures = figures(load_runs(files))
+        self.metrics.set_evidence(self.figures)
 
     def latest(self) -> dict[str, Any] | None:
         """The latest persisted result document, if any."""

@@ -94,4 +94,18 @@ def test_routing_picks_the_better_variant_from_accumulated_runs(
         time.sleep(1.2)
         # the latest file holds only `good`: `bad` and `zero` are ranked from older runs
         assert order(proxy_url) == ["good", "bad", "zero"]
+        # Prometheus gets the bounds and sample counts routing used
+        metrics = httpx.get(proxy_url + "/metrics", timeout=10).text
+        assert 'variant_proxy_bench_scored_samples{class="complex",variant="good"} 8.0' in metrics
+        assert 'variant_proxy_bench_pass_ratio_lower_bound{class="complex",variant="zero"} 0.0' in (
+            metrics
+        )
+        lower = next(
+            line
+            for line in metrics.splitlines()
+            if line.startswith(
+                'variant_proxy_bench_pass_ratio_lower_bound{class="complex",variant="good"}'
+            )
+        )
+        assert float(lower.split()[-1]) == pytest.approx(0.6756, abs=1e-3)
     assert len(list(out.glob("bench-*.json"))) == 4
