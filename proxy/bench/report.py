@@ -334,7 +334,8 @@ def markdown(
     out += [
         f"# Benchmark {doc.get('run_id', '')}",
         "",
-        f"- started {doc.get('started_at')}, took {doc.get('duration_seconds')} s",
+        f"- started {doc.get('started_at')}, took {doc.get('duration_seconds')} s"
+        + (" — **INTERRUPTED: partial results**" if doc.get("interrupted") else ""),
         f"- machine: {_machine_line(doc)}",
         f"- sandbox: {_sandbox_line(doc)}",
         f"- settings: repeat {s.get('repeat')}, concurrency {s.get('concurrency')}, "

@@ -225,8 +225,13 @@ async def run_benchmark(
     progress: Progress | None = None,
     should_continue: Callable[[], bool] | None = None,
     meta: Mapping[str, Any] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
-    """Generate and score; return the result document. `client` has the proxy as base URL."""
+    """Generate and score; return the result document. `client` has the proxy as base URL.
+
+    `should_continue` returning False abandons the run (`BenchInterrupted`); `stop`
+    returning True ends generation early but scores and returns what was answered,
+    marked `"interrupted": true`."""
     started_at, t0 = _now(), time.monotonic()
     if not settings.unsafe_no_sandbox:
         found, why = await asyncio.to_thread(sandbox.bubblewrap)
@@ -234,18 +239,23 @@ async def run_benchmark(
             raise sandbox.SandboxUnavailable(why + "; pass --unsafe-no-sandbox to run anyway")
     suites = [s.limited(settings.limit) for s in suites]
     phases, skipped = _plan(variants, suites, settings.repeat)
-    usage = await _generate(
+    usage: dict[tuple[str, str], dict[str, Any] | None] = {}
+    await _generate(
         client,
         phases,
         settings,
+        usage,
         headers=headers,
         progress=progress,
         should_continue=should_continue,
+        stop=stop,
     )
+    # stopped (Ctrl-C in the CLI): what was answered is still scored and saved
+    interrupted = stop is not None and stop()
     unsafe = settings.unsafe_no_sandbox
     tools = await asyncio.to_thread(toolchains, unsafe=unsafe)
     iso = await asyncio.to_thread(sandbox.isolation, unsafe=unsafe)
-    items_all = [item for _, _, items in phases for item in items]
+    items_all = [item for _, _, items in phases for item in items if item.sample is not None]
     await _score(items_all, settings.score_workers, tools, progress, unsafe)
 
     tasks = [_task_record(item) for item in items_all]
@@ -272,6 +282,7 @@ async def run_benchmark(
         },
         "variants": {v.name: v.info for v in variants},
         "skipped": skipped,
+        "interrupted": interrupted,
         **dict(meta or {}),
     }
     doc["results"] = summarize(tasks, doc["suites"], settings.repeat, usage)
@@ -310,16 +321,17 @@ async def _generate(
     client: httpx.AsyncClient,
     phases: Sequence[_Phase],
     settings: RunSettings,
+    usage: dict[tuple[str, str], dict[str, Any] | None],
     *,
     headers: Mapping[str, str] | None,
     progress: Progress | None,
     should_continue: Callable[[], bool] | None,
-) -> dict[tuple[str, str], dict[str, Any] | None]:
-    """Send every item, phase by phase, sampling the backend's use; return it per phase."""
+    stop: Callable[[], bool] | None = None,
+) -> None:
+    """Send every item, phase by phase, sampling the backend's use into `usage` per phase."""
     temperature = settings.effective_temperature
     total = sum(len(items) for _, _, items in phases)
     done = 0
-    usage: dict[tuple[str, str], dict[str, Any] | None] = {}
     gate = asyncio.Semaphore(max(1, settings.concurrency))
 
     async def one(item: _Item) -> None:
@@ -327,6 +339,8 @@ async def _generate(
         async with gate:
             if should_continue is not None and not should_continue():
                 raise BenchInterrupted("stopped before the run finished")
+            if stop is not None and stop():
+                return
             max_tokens = item.task.max_tokens
             if settings.max_tokens is not None:
                 max_tokens = min(max_tokens, settings.max_tokens)
@@ -354,7 +368,6 @@ async def _generate(
         async with sampler:
             await asyncio.gather(*(one(item) for item in items))
         usage[(variant.name, suite.name)] = sampler.summary()
-    return usage
 
 
 async def _score(

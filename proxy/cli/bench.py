@@ -18,10 +18,11 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -258,11 +259,18 @@ async def _context(args: argparse.Namespace, headers: dict[str, str]) -> AsyncIt
 
     from ..app import create_app  # the top layer may build the web layer
 
+    class _QuietServer(uvicorn.Server):
+        """Leaves Ctrl-C to the bench (which stops and saves), not to uvicorn."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
     cfg, source = _load_cfg(args.config)
     app = create_app(source)
     proxy: RunningProxy = app.state.proxy
     port = _free_port()
-    server = uvicorn.Server(
+    server = _QuietServer(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
     task = asyncio.create_task(server.serve(), name="variant-proxy-bench-server")
@@ -288,6 +296,29 @@ async def _context(args: argparse.Namespace, headers: dict[str, str]) -> AsyncIt
         server.should_exit = True
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(task, 60)
+
+
+@contextlib.contextmanager
+def _ctrl_c(err: TextIO) -> Iterator[asyncio.Event]:
+    """The first Ctrl-C stops sending new tasks (what was answered is scored and saved);
+    a second one interrupts as usual."""
+    loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+
+    def first() -> None:
+        stopped.set()
+        print("\nstopping: scoring and saving the answers so far (Ctrl-C again to abort)", file=err)
+        loop.remove_signal_handler(signal.SIGINT)
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, first)
+    except (NotImplementedError, RuntimeError):  # not the main thread (tests), or no signals
+        yield stopped
+        return
+    try:
+        yield stopped
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 def _s(path: Path | None) -> str | None:
@@ -337,15 +368,17 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         async with httpx.AsyncClient(
             base_url=ctx.base_url, timeout=timeout, trust_env=False
         ) as client:
-            doc = await run_benchmark(
-                client,
-                ctx.variants,
-                suites,
-                settings,
-                headers=headers,
-                progress=bar,
-                meta=ctx.meta,
-            )
+            with _ctrl_c(err) as stopped:
+                doc = await run_benchmark(
+                    client,
+                    ctx.variants,
+                    suites,
+                    settings,
+                    headers=headers,
+                    progress=bar,
+                    meta=ctx.meta,
+                    stop=stopped.is_set,
+                )
     regressions: list[Regression] = []
     notes: list[str] = []
     compare_error = False
@@ -385,6 +418,9 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"({time.monotonic() - started:.1f} s)",
         file=out,
     )
+    if doc.get("interrupted"):
+        print(f"interrupted: partial results of {len(doc['tasks'])} answers saved", file=err)
+        return 130
     return 2 if compare_error else 1 if regressions else 0
 
 

@@ -9,6 +9,10 @@ answers scored in the real sandbox.
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,3 +113,44 @@ def test_routing_picks_the_better_variant_from_accumulated_runs(
         )
         assert float(lower.split()[-1]) == pytest.approx(0.6756, abs=1e-3)
     assert len(list(out.glob("bench-*.json"))) == 4
+
+
+def test_ctrl_c_saves_partial_results(tmp_path: Path) -> None:
+    """SIGINT mid-run (a real `variant-proxy bench` process): the answers so far are scored
+    and written, marked interrupted, exit status 130."""
+    slow = WithAZero()
+    slow.first_delay = 0.4
+    with run_server(slow) as url:
+        config = daemon_config(tmp_path, url)
+        out = tmp_path / "out"
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "variant-proxy"),
+                "bench",
+                "--config",
+                str(config),
+                "--suite",
+                "complex",
+                "--variants",
+                "good",
+                "--out",
+                str(out),
+                "--no-warmup",
+            ],  # fmt: skip
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(slow.models) < 3:
+            time.sleep(0.05)
+        assert len(slow.models) >= 3, "the bench never got going"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout + stderr
+    assert "interrupted: partial results" in stderr
+    doc = json.loads((out / "latest.json").read_text())
+    assert doc["interrupted"] is True
+    assert 2 <= len(doc["tasks"]) < 8  # some, not all, of the 8 complex tasks
+    assert all(t["status"] == "passed" for t in doc["tasks"])
+    assert "INTERRUPTED" in next(out.glob("bench-*.md")).read_text()
