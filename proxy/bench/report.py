@@ -18,6 +18,7 @@ from .stats import mcnemar_exact
 __all__ = [
     "CompareMismatch",
     "Regression",
+    "check_comparable",
     "compare",
     "markdown",
     "render_html",
@@ -47,7 +48,8 @@ class CompareMismatch(ValueError):
 _COMPARABLE = ("temperature", "max_tokens", "limit", "repeat", "unsafe_no_sandbox")
 
 
-def _check_comparable(previous: Mapping[str, Any], current: Mapping[str, Any]) -> None:
+def check_comparable(previous: Mapping[str, Any], current: Mapping[str, Any]) -> None:
+    """Raise `CompareMismatch` naming every setting and suite version that differs."""
     a, b = previous.get("settings") or {}, current.get("settings") or {}
     diff = [f"{k} {a.get(k)!r} vs {b.get(k)!r}" for k in _COMPARABLE if a.get(k) != b.get(k)]
     va = {n: (i or {}).get("version") for n, i in (previous.get("suites") or {}).items()}
@@ -71,6 +73,41 @@ def _p50(row: Mapping[str, Any], key: str) -> float | None:
     return float(value) if value is not None else None
 
 
+def _pass_verdict(
+    previous: Mapping[str, Any],
+    current: Mapping[str, Any],
+    old: Mapping[str, Any],
+    row: Mapping[str, Any],
+    tolerance: float,
+    alpha: float,
+) -> Regression | str | None:
+    """A pass-ratio regression, a note that a drop is within chance, or None."""
+    a, b = old.get("pass_ratio"), row.get("pass_ratio")
+    if a is None or b is None or a - b <= tolerance + 1e-12:
+        return None
+    where = f"{row['variant']} on {row['suite']}"
+    was = _per_task(previous, row["variant"], row["suite"])
+    now = _per_task(current, row["variant"], row["suite"])
+    both = set(was) & set(now)
+    losses = sum(1 for t in both if was[t] and not now[t])
+    gains = sum(1 for t in both if now[t] and not was[t])
+    p_value = mcnemar_exact(losses, gains)
+    if p_value >= alpha:
+        return (
+            f"{where}: pass ratio {a:.2f} -> {b:.2f}, but {losses} lost / {gains} gained "
+            f"tasks is within chance (exact McNemar p = {p_value:.3f})"
+        )
+    return Regression(
+        row["variant"],
+        row["suite"],
+        "pass_ratio",
+        a,
+        b,
+        f"{where}: pass ratio {a:.2f} -> {b:.2f} ({losses} tasks lost, {gains} "
+        f"gained; exact McNemar p = {p_value:.3f} < {alpha})",
+    )
+
+
 def compare(
     previous: Mapping[str, Any],
     current: Mapping[str, Any],
@@ -88,7 +125,7 @@ def compare(
     to first token higher, or median output tokens/s lower, by more than
     `speed_tolerance` (relative) is flagged too.
     """
-    _check_comparable(previous, current)
+    check_comparable(previous, current)
     before = {(r["variant"], r["suite"]): r for r in previous.get("results", [])}
     found: list[Regression] = []
     notes: list[str] = []
@@ -105,29 +142,11 @@ def compare(
                 f"{row.get('suite_version')}, not compared"
             )
             continue
-        a, b = old.get("pass_ratio"), row.get("pass_ratio")
-        was, now = _per_task(previous, *key), _per_task(current, *key)
-        both = set(was) & set(now)
-        losses = sum(1 for t in both if was[t] and not now[t])
-        gains = sum(1 for t in both if now[t] and not was[t])
-        p_value = mcnemar_exact(losses, gains)
-        if a is not None and b is not None and a - b > pass_tolerance + 1e-12 and p_value >= alpha:
-            notes.append(
-                f"{where}: pass ratio {a:.2f} -> {b:.2f}, but {losses} lost / {gains} gained "
-                f"tasks is within chance (exact McNemar p = {p_value:.3f})"
-            )
-        elif a is not None and b is not None and a - b > pass_tolerance + 1e-12:
-            found.append(
-                Regression(
-                    row["variant"],
-                    row["suite"],
-                    "pass_ratio",
-                    a,
-                    b,
-                    f"{where}: pass ratio {a:.2f} -> {b:.2f} ({losses} tasks lost, {gains} "
-                    f"gained; exact McNemar p = {p_value:.3f} < {alpha})",
-                )
-            )
+        verdict = _pass_verdict(previous, current, old, row, pass_tolerance, alpha)
+        if isinstance(verdict, Regression):
+            found.append(verdict)
+        elif verdict is not None:
+            notes.append(verdict)
         t0, t1 = _p50(old, "ttft_seconds"), _p50(row, "ttft_seconds")
         if t0 and t1 is not None and (t1 - t0) / t0 > speed_tolerance:
             found.append(

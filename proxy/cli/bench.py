@@ -30,7 +30,14 @@ from typing import Any, TextIO
 import httpx
 
 from ..bench import sandbox
-from ..bench.report import CompareMismatch, Regression, compare, text_table, write_outputs
+from ..bench.report import (
+    CompareMismatch,
+    Regression,
+    check_comparable,
+    compare,
+    text_table,
+    write_outputs,
+)
 from ..bench.runner import RunSettings, VariantTarget, run_benchmark, variant_identity
 from ..bench.running import RunningProxy
 from ..bench.suite import Suite, load_suite
@@ -325,22 +332,30 @@ def _s(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
 
+def _previous(args: argparse.Namespace, err: TextIO) -> dict[str, Any] | None | int:
+    """The `--compare` baseline, None without one, or an exit status on an error."""
+    if args.compare is None:
+        return None
+    try:
+        previous = json.loads(args.compare.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read {args.compare}: {exc}", file=err)
+        return 2
+    if not isinstance(previous, dict) or previous.get("schema") != 1:
+        print(f"error: {args.compare} is not a schema 1 benchmark result", file=err)
+        return 2
+    return previous
+
+
 async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         suites: list[Suite] = [load_suite(s) for s in (_split(args.suite) or CLASSES)]
     except SuiteError as exc:
         print(f"error: {exc}", file=err)
         return 2
-    previous = None
-    if args.compare is not None:
-        try:
-            previous = json.loads(args.compare.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            print(f"error: cannot read {args.compare}: {exc}", file=err)
-            return 2
-        if previous.get("schema") != 1:
-            print(f"error: {args.compare} is not a schema 1 benchmark result", file=err)
-            return 2
+    previous = _previous(args, err)
+    if isinstance(previous, int):
+        return previous
     key = args.api_key or os.environ.get(API_KEY_ENV)
     headers = {"authorization": f"Bearer {key}"} if key else {}
     settings = RunSettings(
@@ -353,6 +368,14 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         unsafe_no_sandbox=args.unsafe_no_sandbox,
         warmup=not args.no_warmup,
     )
+    if previous is not None:  # refuse a mismatched baseline before spending an hour
+        planned = {"settings": settings.as_dict()}
+        planned["suites"] = {s.name: {"version": s.version} for s in suites}
+        try:
+            check_comparable(previous, planned)
+        except CompareMismatch as exc:
+            print(f"error: --compare {args.compare}: {exc}", file=err)
+            return 2
     if not args.unsafe_no_sandbox:
         found, why = sandbox.bubblewrap()
         if found is None:
@@ -379,23 +402,31 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                     meta=ctx.meta,
                     stop=stopped.is_set,
                 )
+    return _finish(args, doc, previous, args.out or ctx.default_out, started, out, err)
+
+
+def _finish(
+    args: argparse.Namespace,
+    doc: dict[str, Any],
+    previous: dict[str, Any] | None,
+    out_dir: Path,
+    started: float,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """Compare, write the files, print the summary; the exit status."""
     regressions: list[Regression] = []
     notes: list[str] = []
-    compare_error = False
     if previous is not None:
-        try:
-            regressions, notes = compare(
-                previous,
-                doc,
-                pass_tolerance=args.pass_tolerance,
-                speed_tolerance=args.speed_tolerance,
-            )
-        except CompareMismatch as exc:
-            print(f"error: --compare {args.compare}: {exc}", file=err)
-            compare_error = True
+        regressions, notes = compare(
+            previous,
+            doc,
+            pass_tolerance=args.pass_tolerance,
+            speed_tolerance=args.speed_tolerance,
+        )
     paths = write_outputs(
         doc,
-        args.out or ctx.default_out,
+        out_dir,
         regressions=regressions,
         notes=notes,
         compared_with=None if args.compare is None else str(args.compare),
@@ -421,7 +452,7 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if doc.get("interrupted"):
         print(f"interrupted: partial results of {len(doc['tasks'])} answers saved", file=err)
         return 130
-    return 2 if compare_error else 1 if regressions else 0
+    return 1 if regressions else 0
 
 
 def run_cli(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:

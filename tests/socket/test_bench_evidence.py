@@ -154,3 +154,23 @@ def test_ctrl_c_saves_partial_results(tmp_path: Path) -> None:
     assert 2 <= len(doc["tasks"]) < 8  # some, not all, of the 8 complex tasks
     assert all(t["status"] == "passed" for t in doc["tasks"])
     assert "INTERRUPTED" in next(out.glob("bench-*.md")).read_text()
+
+
+def test_compare_refuses_a_baseline_with_other_settings_before_running(tmp_path: Path) -> None:
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(
+        json.dumps(
+            {
+                "schema": 1,
+                "settings": {"temperature": 0.0, "max_tokens": None, "limit": None, "repeat": 1},
+                "suites": {"complex": {"version": 1}},
+                "results": [],
+            }
+        )
+    )
+    code, out, err = bench(
+        "--url", "http://127.0.0.1:9", "--suite", "complex", "--limit", "3",
+        "--compare", str(baseline), "--no-progress",
+    )  # fmt: skip
+    assert code == 2, out + err
+    assert "runs are not comparable: limit None vs 3" in err
