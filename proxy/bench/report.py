@@ -540,12 +540,19 @@ def _scatter(
         f'<text x="12" y="{(top + h - bottom) / 2}" text-anchor="middle" font-size="12" '
         f'transform="rotate(-90 12 {(top + h - bottom) / 2})">pass ratio</text>'
     )
-    for name, x, y in points:
+    placed: list[tuple[float, float, float]] = []  # label boxes: left, right, baseline
+    for name, x, y in sorted(points, key=lambda p: -p[2]):
         color = colors.get(name, _COLORS[0])
         # labels in the right half go to the left of their dot, so none is clipped
         flip = sx(x) > (left + w - right) / 2
         lx, anchor = (sx(x) - 9, "end") if flip else (sx(x) + 9, "start")
+        width = 6.5 * len(name)  # ~11px sans-serif
+        x0, x1 = (lx - width, lx) if flip else (lx, lx + width)
         ly = min(max(sy(y) + 4, top + 10), h - bottom - 4)
+        # a label that would overlap one already placed moves down a line
+        while any(a < x1 and x0 < b and abs(ly - base) < 14 for a, b, base in placed):
+            ly += 14
+        placed.append((x0, x1, ly))
         parts.append(
             f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="6" fill="{color}">'
             f"<title>{e(name)}: {y:.2f} pass, {x:.1f} tok/s</title></circle>"

@@ -7,7 +7,7 @@ import pytest
 from proxy.bench import harness
 from proxy.bench.report import CompareMismatch, compare
 from proxy.bench.stats import mcnemar_exact, spread, wilson
-from proxy.bench.suite import Task
+from proxy.bench.suite import Task, extract
 
 
 @pytest.mark.parametrize(
@@ -95,3 +95,18 @@ def test_one_flipped_task_is_not_a_regression_but_many_are() -> None:
     five = _doc(None, {f"t{i}": i >= 5 for i in range(8)})
     found, _ = compare(before, five)
     assert [r.metric for r in found] == ["pass_ratio"] and "McNemar" in found[0].message
+
+
+def test_fim_cut_only_at_the_suffix_line_at_its_own_indentation() -> None:
+    """A deeper-indented `return -1` inside the infill is code, not the suffix repeated."""
+    task = Task.model_validate(
+        {
+            "id": "find",
+            "prompt": "def find(xs, target):\n",
+            "suffix": "\n    return -1\n",
+            "test": "assert find([1], 1) == 0",
+        }
+    )
+    body = "    for i, x in enumerate(xs):\n        if x == target:\n            return -1\n"
+    assert extract(task, body + "    return -1\n") == body.rstrip(" \t")
+    assert extract(task, body) == body.rstrip(" \t")
