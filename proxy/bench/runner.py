@@ -423,6 +423,9 @@ def _task_record(item: _Item) -> dict[str, Any]:
         "served_by": sample.served_by,
         "finish_reason": sample.finish_reason,
         "ttft_seconds": _round(sample.ttft_s),
+        "ttft_answer_seconds": _round(sample.ttft_answer_s),
+        "ttft_reasoning_seconds": _round(sample.ttft_reasoning_s),
+        "reasoning_tokens": sample.reasoning_tokens,
         "itl_seconds": _round(sample.itl_s),
         "e2e_seconds": _round(sample.e2e_s),
         "output_tokens": sample.output_tokens,
@@ -505,6 +508,9 @@ def summarize(
                 "output_tokens_per_second": _stats(values("output_tokens_per_second")),
                 "output_tokens_per_second_sd": _sd(values("output_tokens_per_second")),
                 "ttft_seconds_sd": _sd(values("ttft_seconds")),
+                "ttft_answer_seconds": _stats(values("ttft_answer_seconds")),
+                "ttft_reasoning_seconds": _stats(values("ttft_reasoning_seconds")),
+                "reasoning_tokens": sum(int(r.get("reasoning_tokens") or 0) for r in records),
                 "usage": (usage or {}).get((variant, suite)),
             }
         )
