@@ -227,16 +227,28 @@ async def _targets(
     return out
 
 
-async def _remote_variants(url: str, headers: dict[str, str]) -> list[str]:
+async def _remote_variants(url: str, headers: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The variants a running proxy lists, with what it says about each (`api`, `fim`)."""
     async with httpx.AsyncClient(base_url=url, trust_env=False, timeout=30) as client:
         reply = await client.get("/v1/models", headers=headers)
         reply.raise_for_status()
         data = reply.json().get("data", [])
-    return [
-        str(m["id"])
+    return {
+        str(m["id"]): m["variant_proxy"]
         for m in data
         if isinstance(m, dict) and (m.get("variant_proxy") or {}).get("kind") == "variant"
-    ]
+    }
+
+
+def _remote_target(name: str, listed: dict[str, dict[str, Any]]) -> VariantTarget:
+    """A variant of a running proxy; FIM and API known when the proxy lists them."""
+    info = listed.get(name)
+    if info is None or "fim" not in info:
+        return VariantTarget(name, None, {"identity": None})
+    api = info.get("api")
+    target = VariantTarget(name, info["fim"] is not None, {"identity": None, "fim": info["fim"]})
+    target.api = str(api) if api is not None else None
+    return target
 
 
 def _load_cfg(path: Path | None) -> tuple[RouterConfig, Path]:
@@ -255,8 +267,8 @@ async def _context(args: argparse.Namespace, headers: dict[str, str]) -> AsyncIt
             targets = await _targets(cfg, names, None, urls)
             out = Path(cfg.server.state_dir) / "bench"
         else:
-            chosen = names or await _remote_variants(url, headers)
-            targets = [VariantTarget(n, None, {"identity": None}) for n in chosen]
+            listed = await _remote_variants(url, headers)
+            targets = [_remote_target(n, listed) for n in names or listed]
             out = Path(".variant-proxy") / "bench"
         meta = {"proxy": {"mode": "url", "url": url, "config": _s(args.config)}}
         yield _Context(url, targets, meta, out)

@@ -535,6 +535,16 @@ def test_cli_url_mode_and_errors(answering: tuple[AnsweringUpstream, str], tmp_p
         assert code == 0, out + err
         doc = json.loads((tmp_path / "o2" / "latest.json").read_text())
         assert set(doc["variants"]) == {"good", "bad", "chat-only"}
+        # without --config the proxy's listing says which variants take FIM: no FIM task
+        # goes to one that can't
+        code, out, err = bench(
+            "--url", proxy_url, "--suite", "completion", "--limit", "1", "--out",
+            str(tmp_path / "o3"), "--no-progress", "--variants", "good,chat-only",
+        )  # fmt: skip
+        assert code == 0, out + err
+        doc = json.loads((tmp_path / "o3" / "latest.json").read_text())
+        assert [(s["variant"], s["suite"]) for s in doc["skipped"]] == [("chat-only", "completion")]
+        assert {r["variant"] for r in doc["results"]} == {"good"}
     assert bench("--suite", "nope", "--url", "http://127.0.0.1:9")[0] == 2
     code, _, err = bench("--config", str(bench_config(tmp_path, url)), "--variants", "ghost")
     assert code == 2 and "unknown variant 'ghost'" in err
