@@ -247,6 +247,12 @@ RESULT_COLUMNS = (
 )
 
 
+def _shared(usage: Mapping[str, Any]) -> str:
+    """Marks resource figures of a backend that also serves other benchmarked variants."""
+    others = usage.get("shared_with")
+    return f" (backend shared with {', '.join(others)})" if others else ""
+
+
 def _result_cells(row: Mapping[str, Any], doc: Mapping[str, Any]) -> list[str]:
     usage = row.get("usage") or {}
     version = row.get("suite_version")
@@ -264,7 +270,7 @@ def _result_cells(row: Mapping[str, Any], doc: Mapping[str, Any]) -> list[str]:
         _speed_cell(row),
         str(row.get("errors", 0)),
         f"{_num(usage.get('cpu_percent_mean'), 0)}/{_num(usage.get('cpu_percent_max'), 0)}",
-        _mib(usage.get("rss_bytes_max")),
+        _mib(usage.get("rss_bytes_max")) + _shared(usage),
     ]
 
 

@@ -367,7 +367,12 @@ async def _generate(
         sampler = UsageSampler(variant.pid or (lambda: None))
         async with sampler:
             await asyncio.gather(*(one(item) for item in items))
-        usage[(variant.name, suite.name)] = sampler.summary()
+        summary = sampler.summary()
+        shared = _sharing(variant, [v for v, _, _ in phases])
+        if summary is not None and shared:
+            # one process serves several variants: its figures are the backend's, not theirs
+            summary = {**summary, "shared_with": shared}
+        usage[(variant.name, suite.name)] = summary
 
 
 async def _score(
@@ -434,6 +439,15 @@ def _task_record(item: _Item) -> dict[str, Any]:
         "stdout": result.stdout[:_OUTPUT_LIMIT],
         "stderr": result.stderr[-_OUTPUT_LIMIT:],
     }
+
+
+def _sharing(variant: VariantTarget, others: Sequence[VariantTarget]) -> list[str]:
+    """Other benchmarked variants served by the same backend process."""
+    backend = variant.info.get("backend")
+    if backend is None:
+        return []
+    names = {o.name for o in others if o.name != variant.name and o.info.get("backend") == backend}
+    return sorted(names)
 
 
 def _failures(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:

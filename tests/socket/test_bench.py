@@ -482,6 +482,8 @@ def test_cli_end_to_end_exact_pass_ratios_timings_and_compare(
         assert ttft["p50"] < row["e2e_seconds"]["p50"] < 2.0
         assert row["output_tokens_per_second"]["p50"] > 0
         assert row["errors"] == 0
+    # one fake server serves all three: its resource figures are marked as shared
+    assert rows[("good", "complex")]["usage"]["shared_with"] == ["bad", "chat-only"]
     tasks = [t for t in doc["tasks"] if t["variant"] == "bad" and t["suite"] == "complex"]
     assert [t["status"] for t in tasks] == ["passed", "failed", "passed", "failed"]
     assert tasks[0]["served_by"] == "bad" and tasks[0]["output_tokens"] == 5
