@@ -49,8 +49,9 @@ def test_bench_every_suite_on_gemma(tmp_path: Path) -> None:
     assert doc["schema"] == 1 and doc["proxy"]["mode"] == "in-process"
     assert set(doc["suites"]) == set(CLASSES)
     # the whole of every shipped suite ran
-    assert all(info["version"] == 1 and info["tasks"] >= 8 for info in doc["suites"].values())
+    assert all(info["version"] >= 1 and info["tasks"] >= 8 for info in doc["suites"].values())
     assert doc["sandbox"]["network"] is True
+    assert doc["sandbox"]["sandbox"] == "bubblewrap"  # never silently unsandboxed
     assert doc["machine"]["cpu_count"] >= 1 and doc["machine"]["memory_bytes"] > 0
     assert set(doc["variants"]) == {"gemma-instruct", "gemma-complete"}
     identity = doc["variants"]["gemma-instruct"]["identity"]
@@ -74,7 +75,9 @@ def test_bench_every_suite_on_gemma(tmp_path: Path) -> None:
             assert usage is not None and usage["rss_bytes_max"] > 10 << 20
     assert answered >= len(rows) // 2
     for task in doc["tasks"]:
-        assert task["status"] in {"passed", "failed", "timeout", "crashed", "error", "skipped"}
+        assert task["status"] in {"passed", "failed", "timeout", "crashed", "error"}
+        # a real model's answer passes only with the harness's token, and says why not
+        assert task["status"] == "passed" or task["failure"] or task["status"] == "error"
         if task["error"] is None:
             assert task["answer"] and task["served_by"] == task["variant"]
 
@@ -82,3 +85,7 @@ def test_bench_every_suite_on_gemma(tmp_path: Path) -> None:
     assert "## Ranking by class" in md and "gemma-complete" in md
     assert "<svg" in next(out_dir.glob("bench-*.html")).read_text()
     assert "pass@1" in out.getvalue()
+    for row in doc["results"]:
+        if row["scored"]:
+            low, high = row["pass_ci95"]
+            assert low <= row["pass_ratio"] <= high

@@ -49,8 +49,9 @@ def test_builtin_suites_load_with_versions_and_classes() -> None:
     for name in CLASSES:
         suite = load_suite(name)
         assert suite.name == name and suite.cls == name
-        assert suite.version == 1
+        assert suite.version == (1 if name == "instruction" else 2)
         assert all(t.reference for t in suite.tasks)
+        assert suite.license and suite.source  # every shipped suite states both
     assert len(load_suite("instruction").tasks) == 20
     assert "MIT" in (load_suite("instruction").license or "")
     assert len(load_suite("complex").tasks) >= 8
@@ -454,7 +455,12 @@ def test_cli_end_to_end_exact_pass_ratios_timings_and_compare(
     assert doc["schema"] == 1
     assert doc["proxy"]["mode"] == "in-process"
     assert set(doc["suites"]) == set(CLASSES)
-    assert all(s["version"] == 1 for s in doc["suites"].values())
+    assert {n: s["version"] for n, s in doc["suites"].items()} == {
+        "completion": 2,
+        "instruction": 1,
+        "complex": 2,
+        "multi-language": 2,
+    }
     assert {"cpu_count", "memory_bytes", "os", "python"} <= set(doc["machine"])
     assert doc["sandbox"]["network"] is True
     assert doc["variants"]["good"]["model"] == "up-good"
