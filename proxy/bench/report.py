@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .history import COLORS, load_runs, render_history
 from .ranking import figures, rank
 from .stats import mcnemar_exact
 
@@ -497,7 +498,7 @@ th{background:#f4f4f4;text-align:left}td{font-variant-numeric:tabular-nums}
 .charts{display:flex;flex-wrap:wrap;gap:1em}.bad{color:#b00}
 """
 
-_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+_COLORS = COLORS
 
 
 def _colors(doc: Mapping[str, Any]) -> dict[str, str]:
@@ -655,7 +656,8 @@ def write_outputs(
     notes: Sequence[str] = (),
     compared_with: str | None = None,
 ) -> dict[str, Path]:
-    """Write `<stamp>-<run_id>.json/.md/.html` and `latest.json`; return the paths."""
+    """Write `<stamp>-<run_id>.json/.md/.html`, `latest.json` and `history.html` (every run
+    kept in `out_dir`); return the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = str(doc.get("started_at", "run")).replace(":", "").replace("+0000", "Z")
     stem = f"bench-{stamp}-{doc.get('run_id', 'run')}"
@@ -681,4 +683,7 @@ def write_outputs(
     tmp = out_dir / ".latest.json.tmp"
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(paths["latest"])
+    paths["history"] = out_dir / "history.html"
+    runs = load_runs(sorted(out_dir.glob("bench-*.json")))
+    paths["history"].write_text(render_history(runs), encoding="utf-8")
     return paths

@@ -31,7 +31,7 @@ import fcntl
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from ..config import BenchmarkConfig
 from ..errors import BenchInterrupted, SuiteError
 from ..metrics import BenchGauges
 from .asgi import ASGIApp, StreamingASGITransport
+from .history import load_runs
 from .ranking import figures, rank
 from .report import write_outputs
 from .runner import RunSettings, VariantTarget, run_benchmark, variant_identity
@@ -67,19 +68,6 @@ def export(gauges: BenchGauges, doc: Mapping[str, Any], finished: float) -> None
         if tps is not None:
             gauges.tokens_per_second.labels(*labels).set(float(tps))
         gauges.last_run.labels(*labels).set(finished)
-
-
-def load_runs(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    """The benchmark result documents among `paths` (others and unreadable ones skipped)."""
-    docs = []
-    for path in paths:
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(doc, dict) and doc.get("schema") == 1 and "results" in doc:
-            docs.append(doc)
-    return docs
 
 
 def _finished_epoch(doc: Mapping[str, Any]) -> float | None:

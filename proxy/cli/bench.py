@@ -458,6 +458,7 @@ def _finish(
         print(f"note: {note}", file=out)
     print(
         f"results: {paths['json']}\nreport:  {paths['markdown']}\n         {paths['html']}\n"
+        f"history: {paths['history']}\n"
         f"({time.monotonic() - started:.1f} s)",
         file=out,
     )

@@ -17,6 +17,28 @@ from tests.helpers.fakeupstream import run_server
 from tests.socket.test_bench import AnsweringUpstream, bench, bench_config
 from tests.socket.test_origin_browser import _chromium, browse
 
+HISTORY_CHECKER = b"""<!doctype html><html><body><pre id="out"></pre>
+<iframe id="page" src="/history.html" width="1300" height="900"></iframe>
+<script>
+document.getElementById("page").addEventListener("load", () => {
+  const doc = document.getElementById("page").contentDocument;
+  const out = {sections: [...doc.querySelectorAll("h2")].map(h => h.textContent), lines: {},
+               rows: doc.querySelectorAll("tr").length, clipped: 0};
+  for (const svg of doc.querySelectorAll("svg")) {
+    const box = svg.getBoundingClientRect();
+    for (const text of svg.querySelectorAll("text")) {
+      const b = text.getBoundingClientRect();
+      if (b.left < box.left - 0.5 || b.right > box.right + 0.5) out.clipped += 1;
+    }
+    const title = svg.getAttribute("aria-label");
+    out.lines[title] = [...svg.querySelectorAll("polyline")].map(
+      l => [l.getAttribute("stroke"), l.points.numberOfItems]);
+  }
+  out.done = true;
+  document.getElementById("out").textContent = JSON.stringify(out);
+});
+</script></body></html>"""
+
 CHECKER = b"""<!doctype html><html><body><pre id="out"></pre>
 <iframe id="report" src="/report.html" width="1300" height="900"></iframe>
 <script>
@@ -57,8 +79,13 @@ document.getElementById("report").addEventListener("load", () => {
 class Site:
     """Serves the checker page and the report from one origin."""
 
-    def __init__(self, report: bytes) -> None:
-        self.pages = {"/": CHECKER, "/report.html": report}
+    def __init__(self, report: bytes, history: bytes) -> None:
+        self.pages = {
+            "/": CHECKER,
+            "/report.html": report,
+            "/history": HISTORY_CHECKER,
+            "/history.html": history,
+        }
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -82,9 +109,17 @@ def test_the_report_in_a_real_browser(tmp_path: Path) -> None:
             "--limit", "2", "--out", str(out_dir), "--no-progress",
         )  # fmt: skip
         assert code == 0, out + err
-    report = next(out_dir.glob("bench-*.html"))
-    with run_server(Site(report.read_bytes())) as site:
+        report = next(out_dir.glob("bench-*.html"))
+        # a second, later run: the history page shows both
+        code, out, err = bench(
+            "--config", str(bench_config(tmp_path, url)), "--variants", "good,bad",
+            "--limit", "1", "--out", str(out_dir), "--no-progress",
+        )  # fmt: skip
+        assert code == 0, out + err
+    history = (out_dir / "history.html").read_bytes()
+    with run_server(Site(report.read_bytes(), history)) as site:
         dom = browse(site + "/", tmp_path / "profile")
+        past = _seen(browse(site + "/history", tmp_path / "profile3"))
         shot = tmp_path / "report.png"
         browse(
             site + "/report.html",
@@ -92,9 +127,7 @@ def test_the_report_in_a_real_browser(tmp_path: Path) -> None:
             f"--screenshot={shot}",
             "--window-size=1300,1000",
         )
-    start = dom.index('<pre id="out">') + len('<pre id="out">')
-    seen = json.loads(dom[start : dom.index("</pre>", start)].replace("&quot;", '"'))
-    assert seen["done"] is True
+    seen = _seen(dom)
     sections = seen["sections"]
     assert sections[0].startswith("Benchmark ")
     assert sections[1:] == [
@@ -114,3 +147,16 @@ def test_the_report_in_a_real_browser(tmp_path: Path) -> None:
     assert "pass@1 (95% CI)" in seen["headers"] and "lower bound (95%)" in seen["headers"]
     assert set(seen["failures"]) == {"compile-error"}  # `bad` answers prose, not code
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+    # history: per class, pass@1 and tokens/s over both runs, each variant one colour
+    assert past["sections"] == ["completion", "complex", "instruction", "multi-language"]
+    assert past["clipped"] == 0
+    lines = past["lines"]["complex: pass@1"]
+    assert sorted(n for _, n in lines) == [1, 2, 2]  # chat-only ran once, good and bad twice
+    assert len({colour for colour, _ in lines}) == 3
+
+
+def _seen(dom: str) -> dict[str, Any]:
+    start = dom.index('<pre id="out">') + len('<pre id="out">')
+    seen: dict[str, Any] = json.loads(dom[start : dom.index("</pre>", start)])
+    assert seen["done"] is True
+    return seen
