@@ -324,7 +324,7 @@ def _machine_line(doc: Mapping[str, Any]) -> str:
 
 def _unsafe_line(doc: Mapping[str, Any]) -> str:
     """The first line of every report when answers ran outside the sandbox."""
-    if (doc.get("sandbox") or {}).get("sandbox") == "bubblewrap":
+    if (doc.get("sandbox") or {}).get("sandbox") != "none":  # bubblewrap, or a pre-v2 file
         return ""
     return "UNSAFE: answers ran WITHOUT the bubblewrap sandbox (--unsafe-no-sandbox)"
 

@@ -174,3 +174,23 @@ def test_compare_refuses_a_baseline_with_other_settings_before_running(tmp_path:
     )  # fmt: skip
     assert code == 2, out + err
     assert "runs are not comparable: limit None vs 3" in err
+
+
+def test_unsafe_no_sandbox_is_said_first_everywhere(upstream: str, tmp_path: Path) -> None:
+    config = daemon_config(tmp_path, upstream)
+    out = tmp_path / "unsafe"
+    code, stdout, stderr = bench(
+        "--config", str(config), "--suite", "complex", "--variants", "good", "--limit", "2",
+        "--out", str(out), "--no-progress", "--unsafe-no-sandbox",
+    )  # fmt: skip
+    assert code == 0, stdout + stderr
+    first = "UNSAFE: answers ran WITHOUT the bubblewrap sandbox"
+    assert stdout.startswith(first)
+    assert "warning: UNSAFE" in stderr
+    doc = json.loads((out / "latest.json").read_text())
+    assert doc["sandbox"]["sandbox"] == "none" and doc["settings"]["unsafe_no_sandbox"] is True
+    assert next(out.glob("bench-*.md")).read_text().startswith(f"**{first}")
+    page = next(out.glob("bench-*.html")).read_text()
+    assert page.index(first) < page.index("<h1>")
+    # still harness-decided: the reference answers pass, nothing else changed
+    assert [r["passed"] for r in doc["results"]] == [2]
