@@ -51,7 +51,14 @@ __all__ = ["Check", "FailureKind", "build", "new_token", "verdict"]
 
 #: why an answer failed, as shown per task in reports
 FailureKind = Literal[
-    "compile-error", "assertion", "exception", "exit", "no-token", "wrong-output", "timeout"
+    "no-code",
+    "compile-error",
+    "assertion",
+    "exception",
+    "exit",
+    "no-token",
+    "wrong-output",
+    "timeout",
 ]
 
 

@@ -67,7 +67,7 @@ def score(
     """Check one answer. Blocking (runs a subprocess): use a worker thread from async code."""
     code = extract(task, answer)
     if not code.strip():
-        return Score("failed", "no code in the answer", method="none", failure="no-token")
+        return Score("failed", "no code in the answer", method="none", failure="no-code")
     tools = tools if tools is not None else toolchains(unsafe=unsafe)
     tool = tools.get(task.language)
     if tool is None:
