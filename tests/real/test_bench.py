@@ -43,7 +43,9 @@ def test_bench_every_suite_on_gemma(tmp_path: Path) -> None:
     code = run_cli(args, out, err)
     elapsed = time.monotonic() - started
     assert code == 0, out.getvalue() + err.getvalue()
-    assert elapsed < 600  # every task of every suite: about 70 s on 2 idle cores
+    # liveness only: every task of every suite takes about 90 s on 2 idle cores, but a
+    # llama-server starved by other jobs on a shared machine has run at 3 tokens/s
+    assert elapsed < 1800
 
     doc = json.loads((out_dir / "latest.json").read_text())
     assert doc["schema"] == 1 and doc["proxy"]["mode"] == "in-process"
