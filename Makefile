@@ -36,7 +36,7 @@ DEMO_ENV = VARIANT_PROXY_LLAMA_SERVER="$$(cat $(VENV)/.llama-server)" \
 # Debian packages the tests use: a real Prometheus and promtool, systemd-analyze for the
 # unit files, strace for the syscall-filter test, curl for the README recipes, chromium for
 # the browser-origin test (tests/socket/test_origin_browser.py).
-APT_NEEDS := prometheus:prometheus promtool:prometheus systemd-analyze:systemd strace:strace curl:curl shellcheck:shellcheck chromium:chromium
+APT_NEEDS := prometheus:prometheus promtool:prometheus systemd-analyze:systemd strace:strace curl:curl shellcheck:shellcheck chromium:chromium bwrap:bubblewrap gcc:gcc node:nodejs
 system-deps:
 	@missing=""; for pair in $(APT_NEEDS); do \
 		cmd=$${pair%%:*}; pkg=$${pair##*:}; \

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -477,7 +478,43 @@ class BenchGauges:
             registry=r,
         )
 
+        # the evidence routing uses: pooled over every kept run, per variant and class
+        evidence = ["variant", "class"]
+        self.pass_lower = Gauge(
+            p + "pass_ratio_lower_bound",
+            "95% Wilson lower bound of a variant's pass ratio, pooled over kept runs.",
+            evidence,
+            multiprocess_mode="max",
+            registry=r,
+        )
+        self.pass_upper = Gauge(
+            p + "pass_ratio_upper_bound",
+            "95% Wilson upper bound of a variant's pass ratio, pooled over kept runs.",
+            evidence,
+            multiprocess_mode="max",
+            registry=r,
+        )
+        self.samples = Gauge(
+            p + "scored_samples",
+            "Scored benchmark samples behind a variant's pooled pass ratio.",
+            evidence,
+            multiprocess_mode="max",
+            registry=r,
+        )
+
     def clear(self) -> None:
         """Drop every series (a new run replaces the previous one's figures)."""
         for gauge in (self.pass_ratio, self.ttft, self.tokens_per_second, self.last_run):
             gauge.clear()
+
+    def set_evidence(self, figures: dict[str, dict[str, dict[str, Any]]]) -> None:
+        """Replace the pooled evidence series (`proxy.bench.ranking.figures`)."""
+        for gauge in (self.pass_lower, self.pass_upper, self.samples):
+            gauge.clear()
+        for variant, per_class in figures.items():
+            for cls, fig in per_class.items():
+                if fig.get("lower") is None:
+                    continue
+                self.pass_lower.labels(variant, cls).set(float(fig["lower"]))
+                self.pass_upper.labels(variant, cls).set(float(fig["upper"]))
+                self.samples.labels(variant, cls).set(float(fig["scored"]))

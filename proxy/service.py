@@ -550,6 +550,9 @@ class Proxy:
                 "backend": variant.backend,
                 "backend_model": variant.model,
                 "aliases": list(variant.aliases),
+                # what a client (the bench's --url mode) needs to ask it the right way
+                "api": variant.api,
+                "fim": variant.fim,
             }
             if variant.replicas:
                 info["replicas"] = list(variant.replicas)

@@ -4,9 +4,14 @@ Modules, from pure to I/O:
 
 * `suite` — the suite file format, loading, extracting code from answers (the shipped
   suites are one per request class, `classify.CLASSES`);
-* `ranking` — ordering a route's candidates by benchmark evidence;
-* `report` — Markdown / HTML / terminal reports and `--compare` regressions;
-* `scoring`, `sandbox` — running candidate code in a limited, isolated process;
+* `stats` — Wilson intervals, the exact McNemar test, spreads;
+* `ranking` — pooling evidence over runs and ordering a route's candidates by it;
+* `report`, `history` — Markdown / HTML / terminal reports, `--compare` regressions,
+  and the page of figures over runs;
+* `harness` — the check program per language and the success-token verdict (a pass
+  is decided by the harness, never by an exit status);
+* `scoring`, `sandbox`, `bwrap` — running candidate code inside bubblewrap with
+  resource limits;
 * `client`, `asgi`, `usage` — one timed streaming request (parsed by `proxy.sse`); the
   in-process transport; the backend's CPU / memory / GPU use;
 * `runner` — a whole run and its result document (`schema: 1`);

@@ -4,15 +4,24 @@ Every request streams (`stream: true` with usage), so the time to the first
 token and the gaps between tokens are seen as the client sees them. Times are
 `time.perf_counter()` differences from just before the request is sent:
 
-* `ttft_s`: until the first chunk carrying generated text;
-* `itl_s`: mean gap between consecutive text-carrying chunks;
+* `ttft_s`: until the first chunk carrying generated text of any kind — answer
+  or reasoning — which is what the server's own timing measures;
+* `ttft_answer_s`, `ttft_reasoning_s`: until the first *answer* text and the
+  first *reasoning* text, separately. Reasoning is a delta's
+  `reasoning_content` (llama-server, DeepSeek, vLLM) or `reasoning` field, or
+  text inside `<think>…</think>` in the content; it is kept out of the answer
+  that is scored;
+* `itl_s`: mean gap between consecutive text-carrying chunks (both kinds);
 * `e2e_s`: until the stream ended;
 * `tokens_per_s`: decode speed, output tokens after the first over the time
-  from the first to the last text chunk (falls back to tokens / e2e when
-  there is only one chunk).
+  from the first to the last text chunk of either kind, so the reasoning a
+  model's usage counts is also inside the time window (falls back to tokens /
+  e2e when there is only one chunk).
 
 Output tokens come from the usage chunk when the backend sends one, else
-from the number of text chunks. The stream is parsed by `proxy.sse`, the same
+from the number of text chunks; `reasoning_tokens` from the usage's
+`completion_tokens_details.reasoning_tokens`, else the number of reasoning
+chunks. The stream is parsed by `proxy.sse`, the same
 parser that meters relayed streams.
 """
 
@@ -43,6 +52,9 @@ class Sample:
     status_code: int | None = None
     error: str | None = None
     ttft_s: float | None = None
+    ttft_answer_s: float | None = None
+    ttft_reasoning_s: float | None = None
+    reasoning_tokens: int | None = None
     itl_s: float | None = None
     e2e_s: float | None = None
     output_tokens: int | None = None
@@ -50,10 +62,16 @@ class Sample:
     finish_reason: str | None = None
     served_by: str | None = None
     gaps: list[float] = field(default_factory=list, repr=False)
+    #: parsing state: inside a `<think>` block of the content
+    thinking: bool = field(default=False, repr=False)
+    reasoning_chunks: int = field(default=0, repr=False)
+    answer_at: float | None = field(default=None, repr=False)
+    reasoning_at: float | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        del out["gaps"]
+        for key in ("gaps", "thinking", "reasoning_chunks", "answer_at", "reasoning_at"):
+            del out[key]
         return out
 
 
@@ -134,6 +152,12 @@ async def run_request(
     finished = time.perf_counter()
     sample.text = "".join(pieces)
     sample.e2e_s = finished - started
+    if sample.answer_at is not None:
+        sample.ttft_answer_s = sample.answer_at - started
+    if sample.reasoning_at is not None:
+        sample.ttft_reasoning_s = sample.reasoning_at - started
+    if sample.reasoning_tokens is None and sample.reasoning_chunks:
+        sample.reasoning_tokens = sample.reasoning_chunks
     if token_times:
         sample.ttft_s = token_times[0] - started
         sample.gaps = [b - a for a, b in zip(token_times, token_times[1:], strict=False)]
@@ -171,19 +195,60 @@ def _handle(
         sample.error = f"stream error: {message}"[:300]
         return 0
     usage = event.get("usage")
-    if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
-        sample.output_tokens = usage["completion_tokens"]
+    if isinstance(usage, dict):
+        if isinstance(usage.get("completion_tokens"), int):
+            sample.output_tokens = usage["completion_tokens"]
+        details = usage.get("completion_tokens_details")
+        if isinstance(details, dict) and isinstance(details.get("reasoning_tokens"), int):
+            sample.reasoning_tokens = details["reasoning_tokens"]
     found = 0
     for choice in event.get("choices") or []:
         if not isinstance(choice, dict):
             continue
         delta = choice.get("delta")
         text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+        if isinstance(delta, dict):
+            thought = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(thought, str) and thought:
+                _reasoned(sample, now)
+                found = 1
         if isinstance(text, str) and text:
-            pieces.append(text)
+            answer = _split_think(sample, text, now)
+            if answer:
+                pieces.append(answer)
+                if sample.answer_at is None and answer.strip():
+                    sample.answer_at = now
             found = 1
         if choice.get("finish_reason"):
             sample.finish_reason = str(choice["finish_reason"])
     if found:
         token_times.append(now)
     return found
+
+
+def _reasoned(sample: Sample, now: float) -> None:
+    sample.reasoning_chunks += 1
+    if sample.reasoning_at is None:
+        sample.reasoning_at = now
+
+
+def _split_think(sample: Sample, text: str, now: float) -> str:
+    """The answer part of a content delta; text inside `<think>…</think>` is reasoning."""
+    answer: list[str] = []
+    while text:
+        if sample.thinking:
+            end = text.find("</think>")
+            thought, text = (text, "") if end < 0 else (text[:end], text[end + 8 :])
+            if thought.strip():
+                _reasoned(sample, now)
+            if end >= 0:
+                sample.thinking = False
+        else:
+            start = text.find("<think>")
+            if start < 0:
+                answer.append(text)
+                break
+            answer.append(text[:start])
+            text = text[start + 7 :]
+            sample.thinking = True
+    return "".join(answer)

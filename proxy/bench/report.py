@@ -12,10 +12,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .history import COLORS, load_runs, render_history
 from .ranking import figures, rank
+from .stats import mcnemar_exact
 
 __all__ = [
+    "CompareMismatch",
     "Regression",
+    "check_comparable",
     "compare",
     "markdown",
     "render_html",
@@ -37,9 +41,72 @@ class Regression:
         return asdict(self)
 
 
+class CompareMismatch(ValueError):
+    """Two runs that cannot be compared (settings, limits or suite versions differ)."""
+
+
+#: settings that change what a pass ratio means; runs differing in one are not compared
+_COMPARABLE = ("temperature", "max_tokens", "limit", "repeat", "unsafe_no_sandbox")
+
+
+def check_comparable(previous: Mapping[str, Any], current: Mapping[str, Any]) -> None:
+    """Raise `CompareMismatch` naming every setting and suite version that differs."""
+    a, b = previous.get("settings") or {}, current.get("settings") or {}
+    diff = [f"{k} {a.get(k)!r} vs {b.get(k)!r}" for k in _COMPARABLE if a.get(k) != b.get(k)]
+    va = {n: (i or {}).get("version") for n, i in (previous.get("suites") or {}).items()}
+    vb = {n: (i or {}).get("version") for n, i in (current.get("suites") or {}).items()}
+    diff += [f"suite {n} v{va[n]} vs v{vb[n]}" for n in sorted(set(va) & set(vb)) if va[n] != vb[n]]
+    if diff:
+        raise CompareMismatch("runs are not comparable: " + "; ".join(diff))
+
+
+def _per_task(doc: Mapping[str, Any], variant: str, suite: str) -> dict[str, bool]:
+    """Task → passed (a majority of its samples passed), for the paired test."""
+    votes: dict[str, list[bool]] = {}
+    for t in doc.get("tasks", []):
+        if t["variant"] == variant and t["suite"] == suite and t["status"] != "unverified":
+            votes.setdefault(str(t["task"]), []).append(t["status"] == "passed")
+    return {k: sum(v) * 2 > len(v) for k, v in votes.items()}
+
+
 def _p50(row: Mapping[str, Any], key: str) -> float | None:
     value = (row.get(key) or {}).get("p50")
     return float(value) if value is not None else None
+
+
+def _pass_verdict(
+    previous: Mapping[str, Any],
+    current: Mapping[str, Any],
+    old: Mapping[str, Any],
+    row: Mapping[str, Any],
+    tolerance: float,
+    alpha: float,
+) -> Regression | str | None:
+    """A pass-ratio regression, a note that a drop is within chance, or None."""
+    a, b = old.get("pass_ratio"), row.get("pass_ratio")
+    if a is None or b is None or a - b <= tolerance + 1e-12:
+        return None
+    where = f"{row['variant']} on {row['suite']}"
+    was = _per_task(previous, row["variant"], row["suite"])
+    now = _per_task(current, row["variant"], row["suite"])
+    both = set(was) & set(now)
+    losses = sum(1 for t in both if was[t] and not now[t])
+    gains = sum(1 for t in both if now[t] and not was[t])
+    p_value = mcnemar_exact(losses, gains)
+    if p_value >= alpha:
+        return (
+            f"{where}: pass ratio {a:.2f} -> {b:.2f}, but {losses} lost / {gains} gained "
+            f"tasks is within chance (exact McNemar p = {p_value:.3f})"
+        )
+    return Regression(
+        row["variant"],
+        row["suite"],
+        "pass_ratio",
+        a,
+        b,
+        f"{where}: pass ratio {a:.2f} -> {b:.2f} ({losses} tasks lost, {gains} "
+        f"gained; exact McNemar p = {p_value:.3f} < {alpha})",
+    )
 
 
 def compare(
@@ -48,13 +115,18 @@ def compare(
     *,
     pass_tolerance: float = 0.05,
     speed_tolerance: float = 0.20,
+    alpha: float = 0.05,
 ) -> tuple[list[Regression], list[str]]:
     """Regressions of `current` against `previous`, and notes on what couldn't be compared.
 
-    Flags a pass ratio lower by more than `pass_tolerance` (absolute), and a median time
-    to first token higher, or median output tokens/s lower, by more than `speed_tolerance`
-    (relative). Only the same variant on the same suite version is compared.
+    Raises `CompareMismatch` when settings, limits or suite versions differ. A pass-ratio
+    regression needs both a drop of more than `pass_tolerance` and a paired per-task
+    exact McNemar test (`stats.mcnemar_exact`, one-sided, p < `alpha`) on the tasks
+    both runs scored; one flipped task on an 8-task suite is not enough. A median time
+    to first token higher, or median output tokens/s lower, by more than
+    `speed_tolerance` (relative) is flagged too.
     """
+    check_comparable(previous, current)
     before = {(r["variant"], r["suite"]): r for r in previous.get("results", [])}
     found: list[Regression] = []
     notes: list[str] = []
@@ -71,19 +143,11 @@ def compare(
                 f"{row.get('suite_version')}, not compared"
             )
             continue
-        a, b = old.get("pass_ratio"), row.get("pass_ratio")
-        if a is not None and b is not None and a - b > pass_tolerance + 1e-12:
-            found.append(
-                Regression(
-                    row["variant"],
-                    row["suite"],
-                    "pass_ratio",
-                    a,
-                    b,
-                    f"{where}: pass ratio {a:.2f} -> {b:.2f} "
-                    f"(drop {a - b:.2f} > {pass_tolerance:.2f})",
-                )
-            )
+        verdict = _pass_verdict(previous, current, old, row, pass_tolerance, alpha)
+        if isinstance(verdict, Regression):
+            found.append(verdict)
+        elif verdict is not None:
+            notes.append(verdict)
         t0, t1 = _p50(old, "ttft_seconds"), _p50(row, "ttft_seconds")
         if t0 and t1 is not None and (t1 - t0) / t0 > speed_tolerance:
             found.append(
@@ -137,6 +201,22 @@ def _mib(x: Any) -> str:
     return "–" if x is None else f"{int(x) / (1 << 20):.0f}"
 
 
+def _pass_cell(row: Mapping[str, Any]) -> str:
+    """pass@1 with its count and 95% Wilson interval, and any unverified tasks."""
+    cell = f"{_ratio(row.get('pass_ratio'))} ({row.get('passed', 0)}/{row.get('scored', 0)}"
+    ci = row.get("pass_ci95")
+    cell += f", CI {ci[0]:.2f}–{ci[1]:.2f})" if ci else ")"
+    if row.get("unverified"):
+        cell += f" +{row['unverified']} UNVERIFIED"
+    return cell
+
+
+def _speed_cell(row: Mapping[str, Any]) -> str:
+    sd = row.get("output_tokens_per_second_sd")
+    mean = (row.get("output_tokens_per_second") or {}).get("mean")
+    return f"{_num(mean)} ± {_num(sd)}" if sd is not None else _num(mean)
+
+
 def _pass_k(row: Mapping[str, Any]) -> str:
     ks = row.get("pass_at_k") or {}
     extra = [f"@{k} {_ratio(v)}" for k, v in ks.items() if k != "1"]
@@ -155,16 +235,23 @@ RESULT_COLUMNS = (
     "variant",
     "suite",
     "protocol",
-    "pass@1",
+    "pass@1 (95% CI)",
     "pass@k",
     "TTFT p50/p95 ms",
     "ITL p50 ms",
     "e2e p50 ms",
     "tok/s p50/p95",
+    "tok/s mean ± sd",
     "errors",
     "CPU % mean/max",
     "RSS MiB max",
 )
+
+
+def _shared(usage: Mapping[str, Any]) -> str:
+    """Marks resource figures of a backend that also serves other benchmarked variants."""
+    others = usage.get("shared_with")
+    return f" (backend shared with {', '.join(others)})" if others else ""
 
 
 def _result_cells(row: Mapping[str, Any], doc: Mapping[str, Any]) -> list[str]:
@@ -174,16 +261,17 @@ def _result_cells(row: Mapping[str, Any], doc: Mapping[str, Any]) -> list[str]:
         str(row["variant"]),
         f"{row['suite']} v{version}" if version is not None else str(row["suite"]),
         str(row.get("protocol") or "–"),
-        f"{_ratio(row.get('pass_ratio'))} ({row.get('passed', 0)}/{row.get('scored', 0)})",
+        _pass_cell(row),
         _pass_k(row),
         f"{_ms(_p50(row, 'ttft_seconds'))}/{_ms((row.get('ttft_seconds') or {}).get('p95'))}",
         _ms(_p50(row, "itl_seconds")),
         _ms(_p50(row, "e2e_seconds")),
         f"{_num(_p50(row, 'output_tokens_per_second'))}/"
         f"{_num((row.get('output_tokens_per_second') or {}).get('p95'))}",
+        _speed_cell(row),
         str(row.get("errors", 0)),
         f"{_num(usage.get('cpu_percent_mean'), 0)}/{_num(usage.get('cpu_percent_max'), 0)}",
-        _mib(usage.get("rss_bytes_max")),
+        _mib(usage.get("rss_bytes_max")) + _shared(usage),
     ]
 
 
@@ -205,7 +293,7 @@ def text_table(doc: Mapping[str, Any]) -> str:
             str(r["variant"]),
             str(r["suite"]),
             str(r.get("protocol") or "–"),
-            f"{_ratio(r.get('pass_ratio'))} ({r.get('passed', 0)}/{r.get('scored', 0)})",
+            _pass_cell(r),
             _pass_k(r),
             f"{_ms(_p50(r, 'ttft_seconds'))} ms",
             _num(_p50(r, "output_tokens_per_second")),
@@ -214,7 +302,8 @@ def text_table(doc: Mapping[str, Any]) -> str:
         for r in _rows(doc)
     ]
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
+    lines = [_unsafe_line(doc)] if _unsafe_line(doc) else []
+    lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     for skip in doc.get("skipped", []):
@@ -233,8 +322,27 @@ def _machine_line(doc: Mapping[str, Any]) -> str:
     )
 
 
+def _unsafe_line(doc: Mapping[str, Any]) -> str:
+    """The first line of every report when answers ran outside the sandbox."""
+    if (doc.get("sandbox") or {}).get("sandbox") != "none":  # bubblewrap, or a pre-v2 file
+        return ""
+    return "UNSAFE: answers ran WITHOUT the bubblewrap sandbox (--unsafe-no-sandbox)"
+
+
+def _failures(doc: Mapping[str, Any], limit: int = 200) -> list[tuple[str, str, str, str, str]]:
+    """(suite, task, variant, failure kind, reason) of every sample that did not pass."""
+    out = []
+    for t in doc.get("tasks", []):
+        if t["status"] != "passed":
+            kind = str(t.get("failure") or t["status"])
+            out.append((t["suite"], t["task"], t["variant"], kind, str(t.get("reason"))[:160]))
+    return out[:limit]
+
+
 def _sandbox_line(doc: Mapping[str, Any]) -> str:
     s = doc.get("sandbox", {})
+    if s.get("sandbox") == "bubblewrap":
+        return f"bubblewrap ({s.get('sandbox_detail', '')})"
     net = "network isolated" if s.get("network") else "NO network isolation"
     user = f"own uid {s['uid']}" if s.get("uid") is not None else "same user as the proxy"
     return f"{net} ({s.get('network_detail', '')}), {user}"
@@ -248,10 +356,12 @@ def markdown(
 ) -> str:
     """The human report."""
     s = doc.get("settings", {})
-    out = [
+    out = [f"**{_unsafe_line(doc)}**", ""] if _unsafe_line(doc) else []
+    out += [
         f"# Benchmark {doc.get('run_id', '')}",
         "",
-        f"- started {doc.get('started_at')}, took {doc.get('duration_seconds')} s",
+        f"- started {doc.get('started_at')}, took {doc.get('duration_seconds')} s"
+        + (" — **INTERRUPTED: partial results**" if doc.get("interrupted") else ""),
         f"- machine: {_machine_line(doc)}",
         f"- sandbox: {_sandbox_line(doc)}",
         f"- settings: repeat {s.get('repeat')}, concurrency {s.get('concurrency')}, "
@@ -265,15 +375,17 @@ def markdown(
         "",
         "## Ranking by class",
         "",
-        "Pass ratio first, then median output tokens/s, then median time to first token.",
+        "Evidence of this run: variants that passed something, by the 95% Wilson lower "
+        "bound of the pass ratio, then median output tokens/s, then median time to first "
+        "token; then unmeasured variants; variants that passed nothing last.",
         "",
     ]
     for cls, ranked in _rankings(doc).items():
         out += [f"### {cls}", ""]
-        out += _header(("#", "variant", "pass ratio", "tok/s p50", "TTFT p50 ms"))
+        out += _header(("#", "variant", "pass ratio", "lower bound", "tok/s p50", "TTFT p50 ms"))
         for i, (name, fig) in enumerate(ranked, 1):
             out.append(
-                f"| {i} | {name} | {_ratio(fig.get('pass_ratio'))} | "
+                f"| {i} | {name} | {_ratio(fig.get('pass_ratio'))} | {_ratio(fig.get('lower'))} | "
                 f"{_num(fig.get('output_tokens_per_second'))} | {_ms(fig.get('ttft_seconds'))} |"
             )
         out.append("")
@@ -300,10 +412,16 @@ def markdown(
             out.append(f"| {task} | " + " | ".join(cells) + " |")
         out.append("")
     out += [
-        "Legend: ✓ passed, ✗ failed, ⏱ timeout, 💥 crashed, ! request error, – skipped; "
-        "with several samples, passed/total.",
+        "Legend: ✓ passed, ✗ failed, ⏱ timeout, 💥 crashed, ! request error, – skipped, "
+        "? unverified (no toolchain: never counted); with several samples, passed/total.",
+        "",
+        "## Failures",
         "",
     ]
+    out += _header(("suite", "task", "variant", "why", "detail"))
+    for failure in _failures(doc):
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in failure) + " |")
+    out.append("")
     return "\n".join(out)
 
 
@@ -341,6 +459,7 @@ _MARK = {
     "crashed": "💥",
     "error": "!",
     "skipped": "–",
+    "unverified": "?",
 }
 
 
@@ -379,12 +498,20 @@ th{background:#f4f4f4;text-align:left}td{font-variant-numeric:tabular-nums}
 .charts{display:flex;flex-wrap:wrap;gap:1em}.bad{color:#b00}
 """
 
-_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+_COLORS = COLORS
 
 
-def _scatter(cls: str, points: Sequence[tuple[str, float, float]]) -> str:
+def _colors(doc: Mapping[str, Any]) -> dict[str, str]:
+    """One colour per variant, the same in every chart (by the variant's sorted position)."""
+    names = sorted({str(r["variant"]) for r in doc.get("results", [])})
+    return {name: _COLORS[i % len(_COLORS)] for i, name in enumerate(names)}
+
+
+def _scatter(
+    cls: str, points: Sequence[tuple[str, float, float]], colors: Mapping[str, str]
+) -> str:
     """Speed (x: median output tokens/s) against accuracy (y: pass ratio)."""
-    w, h, left, bottom, top, right = 380, 280, 48, 40, 28, 16
+    w, h, left, bottom, top, right = 420, 280, 48, 40, 28, 16
     xmax = max([p[1] for p in points] + [1.0]) * 1.15
     e = html.escape
 
@@ -420,12 +547,23 @@ def _scatter(cls: str, points: Sequence[tuple[str, float, float]]) -> str:
         f'<text x="12" y="{(top + h - bottom) / 2}" text-anchor="middle" font-size="12" '
         f'transform="rotate(-90 12 {(top + h - bottom) / 2})">pass ratio</text>'
     )
-    for i, (name, x, y) in enumerate(points):
-        color = _COLORS[i % len(_COLORS)]
+    placed: list[tuple[float, float, float]] = []  # label boxes: left, right, baseline
+    for name, x, y in sorted(points, key=lambda p: -p[2]):
+        color = colors.get(name, _COLORS[0])
+        # labels in the right half go to the left of their dot, so none is clipped
+        flip = sx(x) > (left + w - right) / 2
+        lx, anchor = (sx(x) - 9, "end") if flip else (sx(x) + 9, "start")
+        width = 6.5 * len(name)  # ~11px sans-serif
+        x0, x1 = (lx - width, lx) if flip else (lx, lx + width)
+        ly = min(max(sy(y) + 4, top + 10), h - bottom - 4)
+        # a label that would overlap one already placed moves down a line
+        while any(a < x1 and x0 < b and abs(ly - base) < 14 for a, b, base in placed):
+            ly += 14
+        placed.append((x0, x1, ly))
         parts.append(
             f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="6" fill="{color}">'
             f"<title>{e(name)}: {y:.2f} pass, {x:.1f} tok/s</title></circle>"
-            f'<text x="{sx(x) + 9:.1f}" y="{sy(y) + 4:.1f}" font-size="11" '
+            f'<text x="{lx:.1f}" y="{ly:.1f}" font-size="11" text-anchor="{anchor}" '
             f'fill="{color}">{e(name)}</text>'
         )
     parts.append("</svg>")
@@ -440,12 +578,15 @@ def render_html(
 ) -> str:
     """A single self-contained HTML page: charts (inline SVG), rankings, results, tasks."""
     e = html.escape
-    body = [
+    unsafe = _unsafe_line(doc)
+    body = [f"<p class=bad id=unsafe><strong>{e(unsafe)}</strong></p>"] if unsafe else []
+    body += [
         f"<h1>Benchmark {e(str(doc.get('run_id', '')))}</h1>",
         f"<p>Started {e(str(doc.get('started_at')))}, took {doc.get('duration_seconds')} s.<br>"
         f"Machine: {e(_machine_line(doc))}<br>Sandbox: {e(_sandbox_line(doc))}</p>",
-        "<h2>Speed against accuracy</h2><div class=charts>",
+        "<h2 id=charts>Speed against accuracy</h2><div class=charts>",
     ]
+    colors = _colors(doc)
     for cls, ranked in _rankings(doc).items():
         points = [
             (
@@ -455,21 +596,21 @@ def render_html(
             )
             for name, fig in ranked
         ]
-        body.append(_scatter(cls, points))
-    body.append("</div><h2>Ranking by class</h2>")
+        body.append(_scatter(cls, points, colors))
+    body.append("</div><h2 id=ranking>Ranking by class</h2>")
     for cls, ranked in _rankings(doc).items():
         body.append(
             f"<h3>{e(cls)}</h3><table><tr><th>#</th><th>variant</th><th>pass ratio</th>"
-            "<th>tok/s p50</th><th>TTFT p50 ms</th></tr>"
+            "<th>lower bound (95%)</th><th>tok/s p50</th><th>TTFT p50 ms</th></tr>"
         )
         for i, (name, fig) in enumerate(ranked, 1):
             body.append(
                 f"<tr><td>{i}</td><td>{e(name)}</td><td>{_ratio(fig.get('pass_ratio'))}</td>"
-                f"<td>{_num(fig.get('output_tokens_per_second'))}</td>"
+                f"<td>{_ratio(fig.get('lower'))}</td><td>{_num(fig.get('output_tokens_per_second'))}</td>"
                 f"<td>{_ms(fig.get('ttft_seconds'))}</td></tr>"
             )
         body.append("</table>")
-    body.append("<h2>Results</h2><table><tr>")
+    body.append("<h2 id=results>Results</h2><table><tr>")
     body += [f"<th>{e(c)}</th>" for c in RESULT_COLUMNS]
     body.append("</tr>")
     for row in _rows(doc):
@@ -483,7 +624,7 @@ def render_html(
             body.append("<li>No regressions.</li>")
         body += [f"<li>note: {e(n)}</li>" for n in notes]
         body.append("</ul>")
-    body.append("<h2>Tasks</h2>")
+    body.append("<h2 id=tasks>Tasks</h2>")
     for suite, variants, grid in _task_grid(doc):
         body.append(f"<h3>{e(suite)}</h3><table><tr><th>task</th>")
         body += [f"<th>{e(v)}</th>" for v in variants]
@@ -493,6 +634,13 @@ def render_html(
                 f"<tr><td>{e(task)}</td>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>"
             )
         body.append("</table>")
+    body.append(
+        "<h2 id=failures>Failures</h2><table><tr><th>suite</th><th>task</th><th>variant</th>"
+        "<th>why</th><th>detail</th></tr>"
+    )
+    for failure in _failures(doc):
+        body.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in failure) + "</tr>")
+    body.append("</table>")
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>variant-proxy benchmark {e(str(doc.get('run_id', '')))}</title>"
@@ -508,7 +656,8 @@ def write_outputs(
     notes: Sequence[str] = (),
     compared_with: str | None = None,
 ) -> dict[str, Path]:
-    """Write `<stamp>-<run_id>.json/.md/.html` and `latest.json`; return the paths."""
+    """Write `<stamp>-<run_id>.json/.md/.html`, `latest.json` and `history.html` (every run
+    kept in `out_dir`); return the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = str(doc.get("started_at", "run")).replace(":", "").replace("+0000", "Z")
     stem = f"bench-{stamp}-{doc.get('run_id', 'run')}"
@@ -534,4 +683,7 @@ def write_outputs(
     tmp = out_dir / ".latest.json.tmp"
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(paths["latest"])
+    paths["history"] = out_dir / "history.html"
+    runs = load_runs(sorted(out_dir.glob("bench-*.json")))
+    paths["history"].write_text(render_history(runs), encoding="utf-8")
     return paths

@@ -41,6 +41,7 @@ from ..pinning import read_identity, resolve_target
 from . import sandbox
 from .client import Sample, request_body, run_request
 from .scoring import Score, pass_at_k, score, toolchains
+from .stats import spread, wilson
 from .suite import Suite, Task
 from .usage import UsageSampler
 
@@ -77,6 +78,10 @@ class RunSettings:
     limit: int | None = None
     request_timeout: float = 600.0
     score_workers: int = max(1, min(8, os.cpu_count() or 1))
+    #: run answers without bubblewrap (only resource limits); reports say so first
+    unsafe_no_sandbox: bool = False
+    #: one unmeasured request per variant before its timings are taken
+    warmup: bool = True
 
     @property
     def effective_temperature(self) -> float:
@@ -92,6 +97,8 @@ class RunSettings:
             "max_tokens": self.max_tokens,
             "limit": self.limit,
             "request_timeout": self.request_timeout,
+            "unsafe_no_sandbox": self.unsafe_no_sandbox,
+            "warmup": self.warmup,
         }
 
 
@@ -218,23 +225,38 @@ async def run_benchmark(
     progress: Progress | None = None,
     should_continue: Callable[[], bool] | None = None,
     meta: Mapping[str, Any] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
-    """Generate and score; return the result document. `client` has the proxy as base URL."""
+    """Generate and score; return the result document. `client` has the proxy as base URL.
+
+    `should_continue` returning False abandons the run (`BenchInterrupted`); `stop`
+    returning True ends generation early but scores and returns what was answered,
+    marked `"interrupted": true`."""
     started_at, t0 = _now(), time.monotonic()
+    if not settings.unsafe_no_sandbox:
+        found, why = await asyncio.to_thread(sandbox.bubblewrap)
+        if found is None:  # refuse before spending an hour generating unscoreable answers
+            raise sandbox.SandboxUnavailable(why + "; pass --unsafe-no-sandbox to run anyway")
     suites = [s.limited(settings.limit) for s in suites]
     phases, skipped = _plan(variants, suites, settings.repeat)
-    usage = await _generate(
+    usage: dict[tuple[str, str], dict[str, Any] | None] = {}
+    await _generate(
         client,
         phases,
         settings,
+        usage,
         headers=headers,
         progress=progress,
         should_continue=should_continue,
+        stop=stop,
     )
-    tools = await asyncio.to_thread(toolchains)
-    iso = await asyncio.to_thread(sandbox.isolation)
-    items_all = [item for _, _, items in phases for item in items]
-    await _score(items_all, settings.score_workers, tools, progress)
+    # stopped (Ctrl-C in the CLI): what was answered is still scored and saved
+    interrupted = stop is not None and stop()
+    unsafe = settings.unsafe_no_sandbox
+    tools = await asyncio.to_thread(toolchains, unsafe=unsafe)
+    iso = await asyncio.to_thread(sandbox.isolation, unsafe=unsafe)
+    items_all = [item for _, _, items in phases for item in items if item.sample is not None]
+    await _score(items_all, settings.score_workers, tools, progress, unsafe)
 
     tasks = [_task_record(item) for item in items_all]
     doc: dict[str, Any] = {
@@ -260,6 +282,7 @@ async def run_benchmark(
         },
         "variants": {v.name: v.info for v in variants},
         "skipped": skipped,
+        "interrupted": interrupted,
         **dict(meta or {}),
     }
     doc["results"] = summarize(tasks, doc["suites"], settings.repeat, usage)
@@ -298,16 +321,17 @@ async def _generate(
     client: httpx.AsyncClient,
     phases: Sequence[_Phase],
     settings: RunSettings,
+    usage: dict[tuple[str, str], dict[str, Any] | None],
     *,
     headers: Mapping[str, str] | None,
     progress: Progress | None,
     should_continue: Callable[[], bool] | None,
-) -> dict[tuple[str, str], dict[str, Any] | None]:
-    """Send every item, phase by phase, sampling the backend's use; return it per phase."""
+    stop: Callable[[], bool] | None = None,
+) -> None:
+    """Send every item, phase by phase, sampling the backend's use into `usage` per phase."""
     temperature = settings.effective_temperature
     total = sum(len(items) for _, _, items in phases)
     done = 0
-    usage: dict[tuple[str, str], dict[str, Any] | None] = {}
     gate = asyncio.Semaphore(max(1, settings.concurrency))
 
     async def one(item: _Item) -> None:
@@ -315,6 +339,8 @@ async def _generate(
         async with gate:
             if should_continue is not None and not should_continue():
                 raise BenchInterrupted("stopped before the run finished")
+            if stop is not None and stop():
+                return
             max_tokens = item.task.max_tokens
             if settings.max_tokens is not None:
                 max_tokens = min(max_tokens, settings.max_tokens)
@@ -332,12 +358,21 @@ async def _generate(
         if progress is not None:
             progress(done, total, f"{item.variant} {item.suite.name} {item.task.id}")
 
+    warmed: set[str] = set()
     for variant, suite, items in phases:
+        if settings.warmup and variant.name not in warmed and items:
+            warmed.add(variant.name)
+            path, body = request_body(variant.name, items[0].task, max_tokens=8, temperature=0.0)
+            await run_request(client, path, body, headers=headers, timeout=settings.request_timeout)
         sampler = UsageSampler(variant.pid or (lambda: None))
         async with sampler:
             await asyncio.gather(*(one(item) for item in items))
-        usage[(variant.name, suite.name)] = sampler.summary()
-    return usage
+        summary = sampler.summary()
+        shared = _sharing(variant, [v for v, _, _ in phases])
+        if summary is not None and shared:
+            # one process serves several variants: its figures are the backend's, not theirs
+            summary = {**summary, "shared_with": shared}
+        usage[(variant.name, suite.name)] = summary
 
 
 async def _score(
@@ -345,6 +380,7 @@ async def _score(
     workers: int,
     tools: dict[str, str | None],
     progress: Progress | None,
+    unsafe: bool = False,
 ) -> None:
     """Score every answer in the sandbox, `workers` at a time, in worker threads."""
     gate = asyncio.Semaphore(workers)
@@ -358,7 +394,7 @@ async def _score(
                 item.score = Score("error", item.sample.error, method="none")
             else:
                 item.score = await asyncio.to_thread(
-                    score, item.task, item.sample.text, tools=tools
+                    score, item.task, item.sample.text, tools=tools, unsafe=unsafe
                 )
         scored += 1
         if progress is not None:
@@ -386,11 +422,15 @@ def _task_record(item: _Item) -> dict[str, Any]:
         "status": result.status,
         "reason": result.reason,
         "method": result.method,
+        "failure": result.failure,
         "error": sample.error,
         "http_status": sample.status_code,
         "served_by": sample.served_by,
         "finish_reason": sample.finish_reason,
         "ttft_seconds": _round(sample.ttft_s),
+        "ttft_answer_seconds": _round(sample.ttft_answer_s),
+        "ttft_reasoning_seconds": _round(sample.ttft_reasoning_s),
+        "reasoning_tokens": sample.reasoning_tokens,
         "itl_seconds": _round(sample.itl_s),
         "e2e_seconds": _round(sample.e2e_s),
         "output_tokens": sample.output_tokens,
@@ -399,6 +439,29 @@ def _task_record(item: _Item) -> dict[str, Any]:
         "stdout": result.stdout[:_OUTPUT_LIMIT],
         "stderr": result.stderr[-_OUTPUT_LIMIT:],
     }
+
+
+def _sharing(variant: VariantTarget, others: Sequence[VariantTarget]) -> list[str]:
+    """Other benchmarked variants served by the same backend process."""
+    backend = variant.info.get("backend")
+    if backend is None:
+        return []
+    names = {o.name for o in others if o.name != variant.name and o.info.get("backend") == backend}
+    return sorted(names)
+
+
+def _failures(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in records:
+        if r["status"] != "passed":
+            kind = str(r.get("failure") or r["status"])
+            counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _sd(values: Sequence[float]) -> float | None:
+    sd = spread(values)[1]
+    return None if sd is None else round(sd, 6)
 
 
 def summarize(
@@ -413,7 +476,7 @@ def summarize(
         groups.setdefault((record["variant"], record["suite"]), []).append(record)
     out = []
     for (variant, suite), records in groups.items():
-        scored = [r for r in records if r["status"] != "skipped"]
+        scored = [r for r in records if r["status"] not in ("skipped", "unverified")]
         passed = sum(1 for r in scored if r["status"] == "passed")
         per_task: dict[str, list[bool]] = {}
         for r in scored:
@@ -449,11 +512,19 @@ def summarize(
                 "skipped": len(records) - len(scored),
                 "errors": sum(1 for r in records if r.get("error")),
                 "pass_ratio": round(passed / len(scored), 6) if scored else None,
+                "pass_ci95": [round(x, 6) for x in wilson(passed, len(scored))] if scored else None,
+                "unverified": sum(1 for r in records if r["status"] == "unverified"),
+                "failures": _failures(scored),
                 "pass_at_k": pass_k,
                 "ttft_seconds": _stats(values("ttft_seconds")),
                 "itl_seconds": _stats(values("itl_seconds")),
                 "e2e_seconds": _stats(values("e2e_seconds")),
                 "output_tokens_per_second": _stats(values("output_tokens_per_second")),
+                "output_tokens_per_second_sd": _sd(values("output_tokens_per_second")),
+                "ttft_seconds_sd": _sd(values("ttft_seconds")),
+                "ttft_answer_seconds": _stats(values("ttft_answer_seconds")),
+                "ttft_reasoning_seconds": _stats(values("ttft_reasoning_seconds")),
+                "reasoning_tokens": sum(int(r.get("reasoning_tokens") or 0) for r in records),
                 "usage": (usage or {}).get((variant, suite)),
             }
         )

@@ -1,29 +1,39 @@
-"""Run untrusted candidate code in a separate, limited process.
+"""Run untrusted candidate code in a separate, contained process.
 
 Model answers are executed to score them, so each candidate runs in its own
-process, never in the proxy's. A tiny launcher (the stdlib interpreter with
-`-I -S`, so no preexec_fn and no thread-safety caveats) prepares the process
-and then `exec`s the real command:
+process tree, never in the proxy's, inside Debian's `bubblewrap` (`bwrap`), a
+small, well-kept namespace tool, rather than hand-rolled isolation:
 
-1. a new network namespace (`unshare(CLONE_NEWNET)`; with `CLONE_NEWUSER` too
-   when not root): no interface but a down loopback, so nothing can connect
-   anywhere, 127.0.0.1 included;
-2. when running as root, a uid/gid of its own per concurrent slot (no
-   supplementary groups): files the proxy's user owns are out of reach,
-   RLIMIT_NPROC is enforced (it is not for root) and leftovers can be swept
-   by uid;
-3. resource limits: RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NPROC,
-   RLIMIT_NOFILE, no core files.
+* new user, PID, network, mount, IPC, UTS and cgroup namespaces
+  (`--unshare-all`), no capabilities, no further user namespaces
+  (`--disable-userns`), a new terminal session, and `--die-with-parent`;
+* a filesystem of read-only system binds (`/usr`, the merged-/usr links, the
+  loader cache and `/etc/alternatives`), a private `/proc` that shows only the
+  sandbox's own processes, a minimal `/dev`, and size-limited private tmpfs
+  mounts for `/tmp`, `/var/tmp`, `/dev/shm` and the working directory
+  `/sandbox`, the only writable places, gone when the run ends. `/home`,
+  `/root`, `/work`, `/etc` and the rest of the host are simply not there;
+* when the PID namespace's first process exits or is killed, the kernel
+  kills everything left in it, so a detached daemon cannot outlive its run.
 
-The process starts in a new session (its own process group) with a private
-temporary directory as cwd, HOME and TMPDIR, and an environment of only PATH,
-LANG, HOME and TMPDIR. A wall-clock timeout kills the whole process group
-(and, when a uid was dropped, every process of that uid). stdout and stderr
-go to files outside the candidate's directory, so RLIMIT_FSIZE bounds them,
-and only the first `output_bytes` are read back.
+A tiny launcher (the stdlib interpreter with `-I -S`, so no preexec_fn and no
+thread-safety caveats) sets the resource limits (RLIMIT_CPU, RLIMIT_AS,
+RLIMIT_FSIZE, RLIMIT_NPROC, RLIMIT_NOFILE, no core files) and, when the proxy
+runs as root, drops to a uid/gid of its own per concurrent slot (so
+RLIMIT_NPROC holds and leftovers can be swept by uid) before it `exec`s
+`bwrap`. Unprivileged proxies work the same way: `bwrap` then needs
+unprivileged user namespaces (`unshare -U true` as that user).
 
-What was actually achieved is reported in `Isolation` with every outcome:
-isolation is best effort where the OS refuses it, never silently assumed.
+Where `bwrap` is missing or the kernel refuses its namespaces, `run` raises
+`SandboxUnavailable` instead of running anything; only an explicit
+`unsafe=True` (the CLI's `--unsafe-no-sandbox`) runs candidates with just the
+launcher's limits and a best-effort network namespace, and `Isolation` says
+so. Build steps (a compiler) see the working directory read-write; the step
+that runs the candidate sees its files read-only on a fresh tmpfs. A secret
+for the harness (`run(..., secret=...)`) reaches the last step only, on file
+descriptor 3, never in the environment or a file.
+
+What was actually achieved is reported in `Isolation` with every outcome.
 """
 
 from __future__ import annotations
@@ -45,31 +55,54 @@ from typing import Any, Literal
 
 import psutil
 
-__all__ = ["Isolation", "Limits", "Outcome", "Status", "isolation", "python_for_sandbox", "run"]
+from .bwrap import ENV as _ENV
+from .bwrap import WORKDIR, bwrap_argv
+
+__all__ = [
+    "SECRET_FD",
+    "WORKDIR",
+    "Isolation",
+    "Limits",
+    "Outcome",
+    "SandboxUnavailable",
+    "Status",
+    "bubblewrap",
+    "isolation",
+    "python_for_sandbox",
+    "run",
+]
 
 Status = Literal["passed", "failed", "timeout", "crashed"]
 
 #: uids handed to sandbox slots when running as root; far above any real account.
 _UID_BASE = 1_879_000_000
 _MAX_SLOTS = 64
+#: the file descriptor the last step finds the harness's secret on
+SECRET_FD = 3
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap is missing or cannot create its namespaces here; nothing was run."""
+
 
 _LAUNCHER = r"""
 import ctypes, json, os, resource, sys
 spec = json.loads(sys.argv[1])
 fd = spec["status_fd"]
 status = {"network": False, "network_detail": "", "uid": None}
-try:
-    libc = ctypes.CDLL(None, use_errno=True)
-    flags = 0x40000000  # CLONE_NEWNET
-    if os.geteuid() != 0:
-        flags |= 0x10000000  # CLONE_NEWUSER: lets an unprivileged user own a net namespace
-    if libc.unshare(flags) == 0:
-        status["network"] = True
-        status["network_detail"] = "private network namespace (no interfaces up)"
-    else:
-        status["network_detail"] = "unshare failed: " + os.strerror(ctypes.get_errno())
-except Exception as exc:
-    status["network_detail"] = "unshare unavailable: %r" % (exc,)
+if spec["unshare_net"]:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        flags = 0x40000000  # CLONE_NEWNET
+        if os.geteuid() != 0:
+            flags |= 0x10000000  # CLONE_NEWUSER: lets an unprivileged user own a net namespace
+        if libc.unshare(flags) == 0:
+            status["network"] = True
+            status["network_detail"] = "private network namespace (no interfaces up)"
+        else:
+            status["network_detail"] = "unshare failed: " + os.strerror(ctypes.get_errno())
+    except Exception as exc:
+        status["network_detail"] = "unshare unavailable: %r" % (exc,)
 try:
     if spec["uid"] is not None:
         os.setgroups([])
@@ -88,6 +121,10 @@ except Exception as exc:
     os._exit(125)
 os.write(fd, json.dumps(status).encode())
 os.close(fd)
+secret = spec["secret_fd"]
+if secret is not None and secret != 3:
+    os.dup2(secret, 3)
+    os.close(secret)
 argv = spec["argv"]
 try:
     os.execv(argv[0], argv)
@@ -99,7 +136,8 @@ except OSError as exc:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Per-candidate limits. `memory_bytes` is address space (RLIMIT_AS) per process."""
+    """Per-candidate limits. `memory_bytes` is address space (RLIMIT_AS) per process;
+    `tmpfs_bytes` bounds each private tmpfs (/tmp, /var/tmp, /dev/shm, the workdir)."""
 
     cpu_seconds: int = 10
     wall_seconds: float = 20.0
@@ -108,6 +146,7 @@ class Limits:
     processes: int = 32
     open_files: int = 64
     output_bytes: int = 16 << 10
+    tmpfs_bytes: int = 32 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +157,9 @@ class Isolation:
     network_detail: str
     uid: int | None
     limits: bool = True
+    #: "bubblewrap" or "none" (only with an explicit unsafe opt-out)
+    sandbox: str = "none"
+    sandbox_detail: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,6 +175,8 @@ class Outcome:
     duration_s: float
     isolation: Isolation
     steps: list[int | None] = field(default_factory=list)
+    #: the last bytes of stdout (where a harness prints its token), even past `output_bytes`
+    stdout_tail: str = ""
 
     @property
     def passed(self) -> bool:
@@ -211,6 +255,15 @@ def _read_head(path: Path, limit: int) -> str:
     return text
 
 
+def _read_tail(path: Path, limit: int = 1024) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, path.stat().st_size - limit))
+            return fh.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 def _signal_name(num: int) -> str:
     try:
         return signal.Signals(num).name
@@ -223,57 +276,121 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
+_PROBE_LOCK = threading.Lock()
+_probed: dict[str, Any] = {}
+
+
+def bubblewrap() -> tuple[str | None, str]:
+    """bwrap's path when it can create its namespaces here (as the sandbox user), and why not."""
+    with _PROBE_LOCK:
+        if "bwrap" in _probed:
+            found: tuple[str | None, str] = _probed["bwrap"]
+            return found
+    path = shutil.which("bwrap")
+    result: tuple[str | None, str] = (None, "bubblewrap (bwrap) is not installed")
+    if path is not None:
+        why = _probe(path)
+        result = (path, "bubblewrap") if why is None else (None, why)
+    with _PROBE_LOCK:
+        _probed["bwrap"] = result
+    return result
+
+
+def _probe(bwrap: str) -> str | None:
+    """None when bwrap runs a trivial program as the sandbox user, else why not."""
+    with _slots.take() as slot, tempfile.TemporaryDirectory(prefix="vp-probe-") as root:
+        base = Path(root)
+        work = base / "work"
+        work.mkdir()
+        base.chmod(0o711)
+        uid, nproc = _prepare(work, {}, slot, Limits())
+        try:
+            outcome, _ = _run_one(
+                ["true"],
+                **_step_kwargs(work, base, uid, nproc, Limits(wall_seconds=10)),
+                bwrap=bwrap,
+                build=False,
+                secret=None,
+            )
+            if outcome[0] == "passed":
+                return None
+            detail = _last_line(_read_head(base / "stderr", 500)) or outcome[2]
+        finally:
+            if uid is not None:
+                _sweep_uid(uid)
+    return (
+        f"bubblewrap cannot create its namespaces here ({detail}); unprivileged user "
+        "namespaces may be disabled (check `unshare -U true` as the proxy's user)"
+    )
+
+
+def _step_kwargs(
+    work: Path, base: Path, uid: int | None, nproc: int, limits: Limits
+) -> dict[str, Any]:
+    return {
+        "work": work,
+        "limits": limits,
+        "nproc": nproc,
+        "uid": uid,
+        "stdin": None,
+        "stdout_path": base / "stdout",
+        "stderr_path": base / "stderr",
+        "deadline": time.monotonic() + limits.wall_seconds,
+    }
+
+
 def run(
     commands: Sequence[Sequence[str]],
     files: Mapping[str, str],
     limits: Limits = Limits(),
     *,
     stdin: str | None = None,
+    build_steps: int = 0,
+    secret: bytes | None = None,
+    unsafe: bool = False,
 ) -> Outcome:
     """Write `files` into a fresh private directory and run `commands` there, in order.
 
     Each command runs in its own sandboxed process; the first that fails ends
-    the run. The wall timeout covers all of them. Blocking: call it from a
-    worker thread (`asyncio.to_thread`) in async code.
+    the run. The first `build_steps` commands (a compiler) may write the
+    working directory; the rest see it read-only under a private tmpfs.
+    `secret` is readable by the last command on `SECRET_FD`. The wall timeout
+    covers all of them. Raises `SandboxUnavailable` unless bubblewrap works
+    here or `unsafe` is set. Blocking: call it from a worker thread.
     """
     if not commands:
         raise ValueError("nothing to run")
+    bwrap: str | None = None
+    if not unsafe:
+        bwrap, why = bubblewrap()
+        if bwrap is None:
+            raise SandboxUnavailable(why)
     with _slots.take() as slot, tempfile.TemporaryDirectory(prefix="vp-bench-") as root:
         base = Path(root)
         work = base / "work"
         work.mkdir()
         base.chmod(0o711)  # the sandbox uid may enter its directory, not list ours
         uid, nproc = _prepare(work, files, slot, limits)
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "LANG": "C.UTF-8",
-            "HOME": str(work),
-            "TMPDIR": str(work),
-        }
-        deadline = time.monotonic() + limits.wall_seconds
+        kwargs = _step_kwargs(work, base, uid, nproc, limits)
+        kwargs["stdin"] = stdin
         started = time.monotonic()
-        stdout_path, stderr_path = base / "stdout", base / "stderr"
         iso = Isolation(False, "not started", None)
         codes: list[int | None] = []
         try:
             for step, argv in enumerate(commands):
+                last = step == len(commands) - 1
                 outcome, iso = _run_one(
                     list(argv),
-                    work=work,
-                    env=env,
-                    limits=limits,
-                    nproc=nproc,
-                    uid=uid,
-                    stdin=stdin,
-                    stdout_path=stdout_path,
-                    stderr_path=stderr_path,
-                    deadline=deadline,
+                    **kwargs,
+                    bwrap=bwrap,
+                    build=step < build_steps,
+                    secret=secret if last else None,
                 )
                 codes.append(outcome[1])
                 status, returncode, reason = outcome
                 if status != "passed":
-                    out = _read_head(stdout_path, limits.output_bytes)
-                    err = _read_head(stderr_path, limits.output_bytes)
+                    out = _read_head(kwargs["stdout_path"], limits.output_bytes)
+                    err = _read_head(kwargs["stderr_path"], limits.output_bytes)
                     if len(commands) > 1:
                         reason = f"step {step + 1} ({Path(argv[0]).name}): {reason}"
                     if status == "failed":
@@ -281,16 +398,18 @@ def run(
                         if detail:
                             reason = f"{reason}: {detail}"
                     elapsed = time.monotonic() - started
-                    return Outcome(status, reason, returncode, out, err, elapsed, iso, codes)
+                    tail = _read_tail(kwargs["stdout_path"])
+                    return Outcome(status, reason, returncode, out, err, elapsed, iso, codes, tail)
             return Outcome(
                 "passed",
                 "exited 0",
                 0,
-                _read_head(stdout_path, limits.output_bytes),
-                _read_head(stderr_path, limits.output_bytes),
+                _read_head(kwargs["stdout_path"], limits.output_bytes),
+                _read_head(kwargs["stderr_path"], limits.output_bytes),
                 time.monotonic() - started,
                 iso,
                 codes,
+                _read_tail(kwargs["stdout_path"]),
             )
         finally:
             if uid is not None:
@@ -317,11 +436,20 @@ def _prepare(
 
 
 def _launcher(
-    argv: list[str], status_fd: int, uid: int | None, limits: Limits, nproc: int
+    argv: list[str],
+    status_fd: int,
+    uid: int | None,
+    limits: Limits,
+    nproc: int,
+    *,
+    unshare_net: bool,
+    secret_fd: int | None,
 ) -> list[str]:
     """The command that sets the limits and the uid, reports on `status_fd`, then execs `argv`."""
     spec = {
         "status_fd": status_fd,
+        "secret_fd": secret_fd,
+        "unshare_net": unshare_net,
         "uid": uid,
         "gid": uid,
         "argv": argv,
@@ -336,11 +464,32 @@ def _launcher(
     return [sys.executable, "-I", "-S", "-c", _LAUNCHER, json.dumps(spec)]
 
 
+def _resolve(argv: list[str], work: Path, bwrap: str | None) -> list[str] | None:
+    """argv with its program made absolute (inside the sandbox when there is one)."""
+    if os.sep not in argv[0]:
+        program = shutil.which(argv[0], path=_ENV["PATH"])
+        if program is None:
+            return None
+    else:
+        program = argv[0]
+        if not os.path.isabs(program):
+            program = (WORKDIR if bwrap else str(work)) + "/" + os.path.normpath(program)
+    return [program, *argv[1:]]
+
+
+def _secret_pipe(secret: bytes | None) -> int | None:
+    if secret is None:
+        return None
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, secret)  # far below the pipe buffer
+    os.close(write_fd)
+    return read_fd
+
+
 def _run_one(
     argv: list[str],
     *,
     work: Path,
-    env: dict[str, str],
     limits: Limits,
     nproc: int,
     uid: int | None,
@@ -348,20 +497,31 @@ def _run_one(
     stdout_path: Path,
     stderr_path: Path,
     deadline: float,
+    bwrap: str | None,
+    build: bool,
+    secret: bytes | None,
 ) -> tuple[tuple[Status, int | None, str], Isolation]:
-    program = shutil.which(argv[0], path=env["PATH"]) if os.sep not in argv[0] else argv[0]
-    if program is None:
-        iso = Isolation(False, "not started", None)
-        return ("crashed", None, f"{argv[0]} is not installed"), iso
-    if not os.path.isabs(program):
-        program = str(work / program)
-    argv = [program, *argv[1:]]
+    resolved = _resolve(argv, work, bwrap)
+    if resolved is None:
+        return ("crashed", None, f"{argv[0]} is not installed"), Isolation(
+            False, "not started", None
+        )
+    if bwrap is not None:
+        resolved = bwrap_argv(bwrap, resolved, work, build=build, tmpfs_bytes=limits.tmpfs_bytes)
     read_fd, write_fd = os.pipe()
-    launcher = _launcher(argv, write_fd, uid, limits, nproc)
-    with (
-        stdout_path.open("wb") as out,
-        stderr_path.open("wb") as err,
-    ):
+    secret_fd = _secret_pipe(secret)
+    launcher = _launcher(
+        resolved,
+        write_fd,
+        uid,
+        limits,
+        nproc,
+        unshare_net=bwrap is None,
+        secret_fd=secret_fd,
+    )
+    passed = (write_fd,) if secret_fd is None else (write_fd, secret_fd)
+    env = {**_ENV, "HOME": str(work), "TMPDIR": str(work)} if bwrap is None else dict(_ENV)
+    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         try:
             proc = subprocess.Popen(
                 launcher,
@@ -370,11 +530,13 @@ def _run_one(
                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
-                pass_fds=(write_fd,),
+                pass_fds=passed,
                 start_new_session=True,
             )
         finally:
             os.close(write_fd)
+            if secret_fd is not None:
+                os.close(secret_fd)
         with os.fdopen(read_fd, "rb") as status_pipe:
             raw = status_pipe.read(4096)
         if stdin is not None and proc.stdin is not None:
@@ -391,19 +553,40 @@ def _run_one(
             proc.wait()
             if uid is not None:
                 _sweep_uid(uid)
+    return _finish(raw, proc.returncode, timed_out, limits, bwrap)
+
+
+def _finish(
+    raw: bytes, code: int, timed_out: bool, limits: Limits, bwrap: str | None
+) -> tuple[tuple[Status, int | None, str], Isolation]:
     try:
         status = json.loads(raw) if raw else {}
     except ValueError:
         status = {}
-    iso = Isolation(
-        network=bool(status.get("network", False)),
-        network_detail=str(status.get("network_detail", "launcher gave no status")),
-        uid=status.get("uid"),
-        limits="fatal" not in status,
-    )
+    if bwrap is not None:
+        iso = Isolation(
+            network=True,
+            network_detail="bubblewrap network namespace (loopback only)",
+            uid=status.get("uid"),
+            limits="fatal" not in status,
+            sandbox="bubblewrap",
+            sandbox_detail="user, pid, net, mount, ipc, uts namespaces; read-only system; "
+            f"private tmpfs of {limits.tmpfs_bytes >> 20} MiB each",
+        )
+    else:
+        iso = Isolation(
+            network=bool(status.get("network", False)),
+            network_detail=str(status.get("network_detail", "launcher gave no status")),
+            uid=status.get("uid"),
+            limits="fatal" not in status,
+            sandbox="none",
+            sandbox_detail="UNSAFE: --unsafe-no-sandbox, only resource limits",
+        )
     if "fatal" in status:
-        return ("crashed", proc.returncode, str(status["fatal"])), iso
-    return _verdict(proc.returncode, timed_out, limits), iso
+        return ("crashed", code, str(status["fatal"])), iso
+    if bwrap is not None and 128 < code < 128 + 65:
+        code = 128 - code  # bwrap exits 128+N when its child died of signal N
+    return _verdict(code, timed_out, limits), iso
 
 
 def _verdict(code: int, timed_out: bool, limits: Limits) -> tuple[Status, int | None, str]:
@@ -424,15 +607,12 @@ def _verdict(code: int, timed_out: bool, limits: Limits) -> tuple[Status, int | 
     return "failed", code, f"exited {code}"
 
 
-_PROBE_LOCK = threading.Lock()
-_probed: dict[str, Any] = {}
-
-
-def python_for_sandbox() -> str:
-    """An interpreter the sandbox user can execute (a venv under /root may be unreadable)."""
+def python_for_sandbox(*, unsafe: bool = False) -> str:
+    """An interpreter the sandbox can execute (a venv under /root or /work is not inside)."""
+    key = "python-unsafe" if unsafe else "python"
     with _PROBE_LOCK:
-        if "python" in _probed:
-            return str(_probed["python"])
+        if key in _probed:
+            return str(_probed[key])
     seen: list[str] = []
     for candidate in (
         os.path.realpath(sys.executable),
@@ -443,21 +623,23 @@ def python_for_sandbox() -> str:
         if not candidate or candidate in seen or not os.path.exists(candidate):
             continue
         seen.append(candidate)
-        outcome = run([[candidate, "-I", "-c", "print('ok')"]], {}, Limits(wall_seconds=10))
+        outcome = run(
+            [[candidate, "-I", "-c", "print('ok')"]], {}, Limits(wall_seconds=10), unsafe=unsafe
+        )
         if outcome.passed and outcome.stdout.strip() == "ok":
             with _PROBE_LOCK:
-                _probed["python"] = candidate
-                _probed["isolation"] = outcome.isolation
+                _probed[key] = candidate
+                _probed["isolation-unsafe" if unsafe else "isolation"] = outcome.isolation
             return candidate
     raise RuntimeError(
         "no Python interpreter is executable inside the sandbox; tried: " + ", ".join(seen)
     )
 
 
-def isolation() -> Isolation:
+def isolation(*, unsafe: bool = False) -> Isolation:
     """What isolation candidates get on this machine (probed once)."""
-    python_for_sandbox()
+    python_for_sandbox(unsafe=unsafe)
     with _PROBE_LOCK:
-        iso = _probed["isolation"]
+        iso = _probed["isolation-unsafe" if unsafe else "isolation"]
     assert isinstance(iso, Isolation)
     return iso

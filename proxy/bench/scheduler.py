@@ -13,6 +13,12 @@ timestamped JSON, Markdown and HTML; the oldest beyond `keep` are deleted),
 and the latest figures are exported as gauges labelled by variant and suite
 (`Metrics.bench`, defined with every other metric in `proxy.metrics`).
 
+Routing (`order: benchmark`) uses the evidence of *every* run kept in the state dir,
+pooled by `ranking.figures`, and re-reads it when a result file appears or changes,
+so a `variant-proxy bench` run written there reaches a running daemon without a
+restart. With several workers, one scheduled run at a time: a run holds
+`<state_dir>/run.lock` (`flock`), and a worker that finds it held skips its turn.
+
 The scheduler drives the app as a plain ASGI callable and reads the running proxy
 through `running.RunningProxy`, so it needs neither `proxy.app` nor `proxy.service`.
 """
@@ -20,10 +26,12 @@ through `running.RunningProxy`, so it needs neither `proxy.app` nor `proxy.servi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +41,7 @@ from ..config import BenchmarkConfig
 from ..errors import BenchInterrupted, SuiteError
 from ..metrics import BenchGauges
 from .asgi import ASGIApp, StreamingASGITransport
+from .history import load_runs
 from .ranking import figures, rank
 from .report import write_outputs
 from .runner import RunSettings, VariantTarget, run_benchmark, variant_identity
@@ -107,17 +116,39 @@ class BenchScheduler:
         self.traffic_slack = traffic_slack
         self._sends: list[float] = []
         self._run_started = 0.0
-        #: `ranking.figures` of the latest run, for routes ordered by benchmark evidence
+        #: `ranking.figures` pooled over every run kept in `state_dir`, for routes ordered by
+        #: benchmark evidence; re-read when a run (the daemon's or the CLI's) lands there
         self.figures: dict[str, dict[str, dict[str, Any]]] = {}
+        self._seen: tuple[tuple[str, int], ...] | None = None
+        self._checked = 0.0
         latest = self.latest()
         if latest is not None:
             self.last_finished = _finished_epoch(latest)
             export(self.metrics, latest, self.last_finished or 0.0)
-            self.figures = figures(latest)
+        self.refresh(force=True)
 
     def rank(self, candidates: list[str], cls: str) -> list[str]:
-        """`candidates` ordered by the latest run's evidence (a `routing.Ranker`)."""
+        """`candidates` ordered by the accumulated evidence (a `routing.Ranker`)."""
+        self.refresh()
         return rank(candidates, cls, self.figures)
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Re-pool the evidence if the result files changed (checked at most once a second),
+        so results written by `variant-proxy bench` reach the running daemon."""
+        now = time.monotonic()
+        if not force and now - self._checked < 1.0:
+            return
+        self._checked = now
+        try:
+            files = sorted(self.state_dir.glob("bench-*.json"))
+            seen = tuple((f.name, f.stat().st_mtime_ns) for f in files)
+        except OSError:
+            return
+        if seen == self._seen and not force:
+            return
+        self._seen = seen
+        self.figures = figures(load_runs(files))
+        self.metrics.set_evidence(self.figures)
 
     def latest(self) -> dict[str, Any] | None:
         """The latest persisted result document, if any."""
@@ -156,8 +187,32 @@ class BenchScheduler:
             return True
         return any(s - 0.01 <= last <= s + self.traffic_slack for s in self._sends)
 
+    @contextlib.contextmanager
+    def _run_lock(self) -> Iterator[bool]:
+        """Hold `<state_dir>/run.lock` for a run; yields False when another worker holds it."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with (self.state_dir / "run.lock").open("a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
     async def run_once(self) -> dict[str, Any] | None:
-        """Run the configured suites now; None if abandoned because of user traffic."""
+        """Run the configured suites now; None if abandoned because of user traffic or
+        because another worker's run holds the lock."""
+        with self._run_lock() as mine:
+            if not mine:
+                log.info("benchmark skipped: another worker is running one")
+                self.last_finished = self.clock()
+                return None
+            return await self._run_locked()
+
+    async def _run_locked(self) -> dict[str, Any] | None:
         cfg = self.proxy.runtime.cfg
         names = self.config.variants or list(cfg.variants)
         names = [n for n in names if n in cfg.variants]
@@ -220,7 +275,7 @@ class BenchScheduler:
         await asyncio.to_thread(self._prune)
         self.last_finished = _finished_epoch(doc) or self.clock()
         export(self.metrics, doc, self.last_finished)
-        self.figures = figures(doc)
+        self.refresh(force=True)
         self.last_error = None
         log.info("benchmark finished: %d results in %s", len(doc["results"]), self.state_dir)
         return doc

@@ -1,28 +1,30 @@
-"""Scoring answers by running them, and the pass@k estimator.
+"""Scoring answers by running them under the harness, and the pass@k estimator.
 
-`score` assembles the program for one answer (see `suite.program`), runs it in
-the sandbox with the language's toolchain and compares its output. A missing
-toolchain (no `node`, no `gcc`) falls back to the task's `static` regexes, and
-a task with neither is `skipped` (not counted in pass ratios).
+`score` extracts the code from one answer, builds the language's check program
+(`harness.build`), runs it in the sandbox with a fresh success token on fd 3 and
+asks `harness.verdict` whether the harness printed that token after the task's
+last check. An exit status alone never passes. A missing toolchain gives
+`unverified`: shown as such in every report and never counted as a pass or a
+failure (there is no regex stand-in). A missing sandbox raises
+`sandbox.SandboxUnavailable` unless `unsafe` is set.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import shutil
 from dataclasses import dataclass
 from typing import Literal
 
-from . import sandbox
-from .suite import Task, extract, program
+from . import harness, sandbox
+from .suite import Task, extract
 
 __all__ = ["Score", "ScoreStatus", "pass_at_k", "score", "toolchains"]
 
-ScoreStatus = Literal["passed", "failed", "timeout", "crashed", "skipped", "error"]
+ScoreStatus = Literal["passed", "failed", "timeout", "crashed", "unverified", "error"]
 
 #: Address-space limits per language: V8 reserves several GiB of virtual memory up front.
-_MEMORY = {"python": 1 << 30, "javascript": 4 << 30, "c": 1 << 30, "shell": 1 << 30}
+_MEMORY = {"python": 1 << 30, "javascript": 8 << 30, "c": 1 << 30, "shell": 1 << 30}
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,53 +33,27 @@ class Score:
     reason: str
     stdout: str = ""
     stderr: str = ""
-    method: Literal["executed", "static", "none"] = "executed"
+    method: Literal["executed", "none"] = "executed"
+    #: why it failed (`harness.FailureKind`), None when it passed or was not run
+    failure: str | None = None
 
     @property
     def passed(self) -> bool:
         return self.status == "passed"
 
 
-@dataclass(frozen=True, slots=True)
-class _Toolchain:
-    filename: str
-    commands: list[list[str]]
-
-
-def toolchains() -> dict[str, str | None]:
+def toolchains(*, unsafe: bool = False) -> dict[str, str | None]:
     """Each language's interpreter or compiler on this machine, or None."""
     try:
-        python: str | None = sandbox.python_for_sandbox()
+        python: str | None = sandbox.python_for_sandbox(unsafe=unsafe)
     except RuntimeError:
         python = None
     return {
         "python": python,
-        "javascript": shutil.which("node"),
+        "javascript": shutil.which("node") or shutil.which("nodejs"),
         "c": shutil.which("gcc") or shutil.which("cc"),
-        "shell": shutil.which("bash") or shutil.which("sh"),
+        "shell": shutil.which("bash"),
     }
-
-
-def _toolchain(language: str, tools: dict[str, str | None]) -> _Toolchain | None:
-    tool = tools.get(language)
-    if tool is None:
-        return None
-    match language:
-        case "python":
-            return _Toolchain("main.py", [[tool, "-I", "main.py"]])
-        case "javascript":
-            return _Toolchain("main.js", [[tool, "main.js"]])
-        case "c":
-            return _Toolchain(
-                "main.c", [[tool, "-std=c11", "-O1", "-o", "prog", "main.c", "-lm"], ["./prog"]]
-            )
-        case "shell":
-            return _Toolchain("main.sh", [[tool, "main.sh"]])
-    return None
-
-
-def _normalize(text: str) -> str:
-    return "\n".join(line.rstrip() for line in text.strip().splitlines())
 
 
 def score(
@@ -86,34 +62,43 @@ def score(
     *,
     tools: dict[str, str | None] | None = None,
     limits: sandbox.Limits | None = None,
+    unsafe: bool = False,
 ) -> Score:
     """Check one answer. Blocking (runs a subprocess): use a worker thread from async code."""
     code = extract(task, answer)
     if not code.strip():
-        return Score("failed", "no code in the answer", method="none")
-    tools = tools if tools is not None else toolchains()
-    chain = _toolchain(task.language, tools)
-    if chain is None:
-        if not task.static:
-            return Score("skipped", f"no {task.language} toolchain installed", method="none")
-        missing = [p for p in task.static if not re.search(p, code, re.M)]
-        if missing:
-            return Score("failed", f"static check: no match for {missing[0]!r}", method="static")
-        return Score("passed", f"static check ({task.language} not installed)", method="static")
+        return Score("failed", "no code in the answer", method="none", failure="no-code")
+    tools = tools if tools is not None else toolchains(unsafe=unsafe)
+    tool = tools.get(task.language)
+    if tool is None:
+        return Score(
+            "unverified", f"UNVERIFIED: no {task.language} toolchain installed", method="none"
+        )
+    check = harness.build(task, code, tool)
+    token = harness.new_token()
     limits = limits or sandbox.Limits(memory_bytes=_MEMORY.get(task.language, 1 << 30))
-    outcome = sandbox.run(chain.commands, {chain.filename: program(task, code)}, limits)
-    if not outcome.passed:
-        return Score(outcome.status, outcome.reason, outcome.stdout, outcome.stderr)
-    if task.expected_output is not None:
-        if _normalize(outcome.stdout) != _normalize(task.expected_output):
-            got = _normalize(outcome.stdout)[:120]
-            return Score(
-                "failed",
-                f"wrong output: {got!r}",
-                outcome.stdout,
-                outcome.stderr,
-            )
-    return Score("passed", "tests passed", outcome.stdout, outcome.stderr)
+    outcome = sandbox.run(
+        check.commands,
+        check.files,
+        limits,
+        build_steps=check.build_steps,
+        secret=token.encode(),
+        unsafe=unsafe,
+    )
+    stdout = outcome.stdout if not outcome.stdout_tail else outcome.stdout_tail
+    out_shown = outcome.stdout.replace(token, "<token>")
+    if outcome.status == "timeout":
+        return Score("timeout", outcome.reason, out_shown, outcome.stderr, failure="timeout")
+    failed_build = len(outcome.steps) <= check.build_steps and outcome.status != "passed"
+    if failed_build:
+        return Score("failed", outcome.reason, out_shown, outcome.stderr, failure="compile-error")
+    full = outcome.stdout if len(outcome.stdout) < limits.output_bytes else stdout
+    ok, kind, detail = harness.verdict(task, token, outcome.returncode, full, outcome.stderr)
+    if ok:
+        return Score("passed", detail, out_shown, outcome.stderr)
+    status: ScoreStatus = "crashed" if outcome.status == "crashed" else "failed"
+    reason = detail if kind != "exit" or outcome.status != "crashed" else outcome.reason
+    return Score(status, f"{kind}: {reason}", out_shown, outcome.stderr, failure=kind)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

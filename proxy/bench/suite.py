@@ -250,9 +250,11 @@ def _fim(task: Task, answer: str) -> str:
     text = _strip_markers(answer)
     first = next((line for line in task.suffix.splitlines() if line.strip()), "")
     if first:
-        cut = text.find(first)
-        if cut >= 0:
-            text = text[:cut]
+        # only a whole line with the suffix's own indentation repeats it: a deeper-indented
+        # `return -1` inside the infill is code, not the suffix
+        repeat = re.search(r"^" + re.escape(first.rstrip()) + r"[ \t]*$", text, re.M)
+        if repeat is not None:
+            text = text[: repeat.start()]
     return text.rstrip() if not task.suffix.startswith("\n") else text.rstrip(" \t")
 
 

@@ -18,17 +18,26 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
 
-from ..bench.report import Regression, compare, text_table, write_outputs
+from ..bench import sandbox
+from ..bench.report import (
+    CompareMismatch,
+    Regression,
+    check_comparable,
+    compare,
+    text_table,
+    write_outputs,
+)
 from ..bench.runner import RunSettings, VariantTarget, run_benchmark, variant_identity
 from ..bench.running import RunningProxy
 from ..bench.suite import Suite, load_suite
@@ -106,6 +115,12 @@ def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--api-key", default=None, help=f"client key for the proxy (default: ${API_KEY_ENV})"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument(
+        "--unsafe-no-sandbox",
+        action="store_true",
+        help="run answers without bubblewrap (only resource limits); reports say so first",
+    )
+    p.add_argument("--no-warmup", action="store_true", help="no unmeasured warm-up request")
 
 
 class _Bar:
@@ -117,6 +132,7 @@ class _Bar:
         self.tty = stream.isatty()
         self.stage = ""
         self._last_decile = -1
+        self._stage_started = time.monotonic()
 
     def __call__(self, done: int, total: int, label: str) -> None:
         if not self.enabled or total <= 0:
@@ -126,12 +142,15 @@ class _Bar:
             if self.tty and self.stage:
                 self.stream.write("\n")
             self.stage, self._last_decile = stage, -1
+            self._stage_started = time.monotonic()
         fraction = done / total
+        elapsed = time.monotonic() - self._stage_started
+        eta = f"ETA {elapsed / done * (total - done):.0f}s" if done and done < total else ""
         if self.tty:
             width = 30
             filled = int(width * fraction)
             bar = "#" * filled + "." * (width - filled)
-            self.stream.write(f"\r{stage:<10} [{bar}] {done}/{total} {label[:50]:<50}")
+            self.stream.write(f"\r{stage:<10} [{bar}] {done}/{total} {eta:<10} {label[:40]:<40}")
             if done == total:
                 self.stream.write("\n")
             self.stream.flush()
@@ -139,7 +158,8 @@ class _Bar:
         decile = int(fraction * 10)
         if decile != self._last_decile:
             self._last_decile = decile
-            print(f"{stage} {done}/{total} ({fraction:.0%})", file=self.stream, flush=True)
+            line = f"{stage} {done}/{total} ({fraction:.0%}) {eta}".rstrip()
+            print(line, file=self.stream, flush=True)
 
 
 @dataclass
@@ -207,16 +227,28 @@ async def _targets(
     return out
 
 
-async def _remote_variants(url: str, headers: dict[str, str]) -> list[str]:
+async def _remote_variants(url: str, headers: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The variants a running proxy lists, with what it says about each (`api`, `fim`)."""
     async with httpx.AsyncClient(base_url=url, trust_env=False, timeout=30) as client:
         reply = await client.get("/v1/models", headers=headers)
         reply.raise_for_status()
         data = reply.json().get("data", [])
-    return [
-        str(m["id"])
+    return {
+        str(m["id"]): m["variant_proxy"]
         for m in data
         if isinstance(m, dict) and (m.get("variant_proxy") or {}).get("kind") == "variant"
-    ]
+    }
+
+
+def _remote_target(name: str, listed: dict[str, dict[str, Any]]) -> VariantTarget:
+    """A variant of a running proxy; FIM and API known when the proxy lists them."""
+    info = listed.get(name)
+    if info is None or "fim" not in info:
+        return VariantTarget(name, None, {"identity": None})
+    api = info.get("api")
+    target = VariantTarget(name, info["fim"] is not None, {"identity": None, "fim": info["fim"]})
+    target.api = str(api) if api is not None else None
+    return target
 
 
 def _load_cfg(path: Path | None) -> tuple[RouterConfig, Path]:
@@ -235,8 +267,8 @@ async def _context(args: argparse.Namespace, headers: dict[str, str]) -> AsyncIt
             targets = await _targets(cfg, names, None, urls)
             out = Path(cfg.server.state_dir) / "bench"
         else:
-            chosen = names or await _remote_variants(url, headers)
-            targets = [VariantTarget(n, None, {"identity": None}) for n in chosen]
+            listed = await _remote_variants(url, headers)
+            targets = [_remote_target(n, listed) for n in names or listed]
             out = Path(".variant-proxy") / "bench"
         meta = {"proxy": {"mode": "url", "url": url, "config": _s(args.config)}}
         yield _Context(url, targets, meta, out)
@@ -246,11 +278,18 @@ async def _context(args: argparse.Namespace, headers: dict[str, str]) -> AsyncIt
 
     from ..app import create_app  # the top layer may build the web layer
 
+    class _QuietServer(uvicorn.Server):
+        """Leaves Ctrl-C to the bench (which stops and saves), not to uvicorn."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
     cfg, source = _load_cfg(args.config)
     app = create_app(source)
     proxy: RunningProxy = app.state.proxy
     port = _free_port()
-    server = uvicorn.Server(
+    server = _QuietServer(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
     task = asyncio.create_task(server.serve(), name="variant-proxy-bench-server")
@@ -278,8 +317,46 @@ async def _context(args: argparse.Namespace, headers: dict[str, str]) -> AsyncIt
             await asyncio.wait_for(task, 60)
 
 
+@contextlib.contextmanager
+def _ctrl_c(err: TextIO) -> Iterator[asyncio.Event]:
+    """The first Ctrl-C stops sending new tasks (what was answered is scored and saved);
+    a second one interrupts as usual."""
+    loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+
+    def first() -> None:
+        stopped.set()
+        print("\nstopping: scoring and saving the answers so far (Ctrl-C again to abort)", file=err)
+        loop.remove_signal_handler(signal.SIGINT)
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, first)
+    except (NotImplementedError, RuntimeError):  # not the main thread (tests), or no signals
+        yield stopped
+        return
+    try:
+        yield stopped
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
 def _s(path: Path | None) -> str | None:
     return None if path is None else str(path)
+
+
+def _previous(args: argparse.Namespace, err: TextIO) -> dict[str, Any] | None | int:
+    """The `--compare` baseline, None without one, or an exit status on an error."""
+    if args.compare is None:
+        return None
+    try:
+        previous = json.loads(args.compare.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read {args.compare}: {exc}", file=err)
+        return 2
+    if not isinstance(previous, dict) or previous.get("schema") != 1:
+        print(f"error: {args.compare} is not a schema 1 benchmark result", file=err)
+        return 2
+    return previous
 
 
 async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -288,16 +365,9 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except SuiteError as exc:
         print(f"error: {exc}", file=err)
         return 2
-    previous = None
-    if args.compare is not None:
-        try:
-            previous = json.loads(args.compare.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            print(f"error: cannot read {args.compare}: {exc}", file=err)
-            return 2
-        if previous.get("schema") != 1:
-            print(f"error: {args.compare} is not a schema 1 benchmark result", file=err)
-            return 2
+    previous = _previous(args, err)
+    if isinstance(previous, int):
+        return previous
     key = args.api_key or os.environ.get(API_KEY_ENV)
     headers = {"authorization": f"Bearer {key}"} if key else {}
     settings = RunSettings(
@@ -307,7 +377,22 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         max_tokens=args.max_tokens,
         limit=args.limit,
         request_timeout=args.timeout,
+        unsafe_no_sandbox=args.unsafe_no_sandbox,
+        warmup=not args.no_warmup,
     )
+    if previous is not None:  # refuse a mismatched baseline before spending an hour
+        planned = {"settings": settings.as_dict()}
+        planned["suites"] = {s.name: {"version": s.version} for s in suites}
+        try:
+            check_comparable(previous, planned)
+        except CompareMismatch as exc:
+            print(f"error: --compare {args.compare}: {exc}", file=err)
+            return 2
+    if not args.unsafe_no_sandbox:
+        found, why = sandbox.bubblewrap()
+        if found is None:
+            print(f"error: {why}; refusing to score (--unsafe-no-sandbox runs anyway)", file=err)
+            return 2
     bar = _Bar(err, not args.no_progress)
     started = time.monotonic()
     async with _context(args, headers) as ctx:
@@ -318,15 +403,30 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         async with httpx.AsyncClient(
             base_url=ctx.base_url, timeout=timeout, trust_env=False
         ) as client:
-            doc = await run_benchmark(
-                client,
-                ctx.variants,
-                suites,
-                settings,
-                headers=headers,
-                progress=bar,
-                meta=ctx.meta,
-            )
+            with _ctrl_c(err) as stopped:
+                doc = await run_benchmark(
+                    client,
+                    ctx.variants,
+                    suites,
+                    settings,
+                    headers=headers,
+                    progress=bar,
+                    meta=ctx.meta,
+                    stop=stopped.is_set,
+                )
+    return _finish(args, doc, previous, args.out or ctx.default_out, started, out, err)
+
+
+def _finish(
+    args: argparse.Namespace,
+    doc: dict[str, Any],
+    previous: dict[str, Any] | None,
+    out_dir: Path,
+    started: float,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """Compare, write the files, print the summary; the exit status."""
     regressions: list[Regression] = []
     notes: list[str] = []
     if previous is not None:
@@ -338,7 +438,7 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     paths = write_outputs(
         doc,
-        args.out or ctx.default_out,
+        out_dir,
         regressions=regressions,
         notes=notes,
         compared_with=None if args.compare is None else str(args.compare),
@@ -346,6 +446,8 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     print(text_table(doc), file=out)
     print(file=out)
     iso = doc["sandbox"]
+    if iso.get("sandbox") != "bubblewrap":
+        print("warning: UNSAFE: answers ran WITHOUT the bubblewrap sandbox", file=err)
     if not iso.get("network"):
         print(
             f"warning: candidates ran WITHOUT network isolation: {iso['network_detail']}", file=err
@@ -356,9 +458,13 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"note: {note}", file=out)
     print(
         f"results: {paths['json']}\nreport:  {paths['markdown']}\n         {paths['html']}\n"
+        f"history: {paths['history']}\n"
         f"({time.monotonic() - started:.1f} s)",
         file=out,
     )
+    if doc.get("interrupted"):
+        print(f"interrupted: partial results of {len(doc['tasks'])} answers saved", file=err)
+        return 130
     return 1 if regressions else 0
 
 

@@ -43,14 +43,17 @@ def test_bench_every_suite_on_gemma(tmp_path: Path) -> None:
     code = run_cli(args, out, err)
     elapsed = time.monotonic() - started
     assert code == 0, out.getvalue() + err.getvalue()
-    assert elapsed < 600  # every task of every suite: about 70 s on 2 idle cores
+    # liveness only: every task of every suite takes about 90 s on 2 idle cores, but a
+    # llama-server starved by other jobs on a shared machine has run at 3 tokens/s
+    assert elapsed < 1800
 
     doc = json.loads((out_dir / "latest.json").read_text())
     assert doc["schema"] == 1 and doc["proxy"]["mode"] == "in-process"
     assert set(doc["suites"]) == set(CLASSES)
     # the whole of every shipped suite ran
-    assert all(info["version"] == 1 and info["tasks"] >= 8 for info in doc["suites"].values())
+    assert all(info["version"] >= 1 and info["tasks"] >= 8 for info in doc["suites"].values())
     assert doc["sandbox"]["network"] is True
+    assert doc["sandbox"]["sandbox"] == "bubblewrap"  # never silently unsandboxed
     assert doc["machine"]["cpu_count"] >= 1 and doc["machine"]["memory_bytes"] > 0
     assert set(doc["variants"]) == {"gemma-instruct", "gemma-complete"}
     identity = doc["variants"]["gemma-instruct"]["identity"]
@@ -74,7 +77,9 @@ def test_bench_every_suite_on_gemma(tmp_path: Path) -> None:
             assert usage is not None and usage["rss_bytes_max"] > 10 << 20
     assert answered >= len(rows) // 2
     for task in doc["tasks"]:
-        assert task["status"] in {"passed", "failed", "timeout", "crashed", "error", "skipped"}
+        assert task["status"] in {"passed", "failed", "timeout", "crashed", "error"}
+        # a real model's answer passes only with the harness's token, and says why not
+        assert task["status"] == "passed" or task["failure"] or task["status"] == "error"
         if task["error"] is None:
             assert task["answer"] and task["served_by"] == task["variant"]
 
@@ -82,3 +87,7 @@ def test_bench_every_suite_on_gemma(tmp_path: Path) -> None:
     assert "## Ranking by class" in md and "gemma-complete" in md
     assert "<svg" in next(out_dir.glob("bench-*.html")).read_text()
     assert "pass@1" in out.getvalue()
+    for row in doc["results"]:
+        if row["scored"]:
+            low, high = row["pass_ci95"]
+            assert low <= row["pass_ratio"] <= high

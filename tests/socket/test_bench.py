@@ -49,8 +49,9 @@ def test_builtin_suites_load_with_versions_and_classes() -> None:
     for name in CLASSES:
         suite = load_suite(name)
         assert suite.name == name and suite.cls == name
-        assert suite.version == 1
+        assert suite.version == (1 if name == "instruction" else 2)
         assert all(t.reference for t in suite.tasks)
+        assert suite.license and suite.source  # every shipped suite states both
     assert len(load_suite("instruction").tasks) == 20
     assert "MIT" in (load_suite("instruction").license or "")
     assert len(load_suite("complex").tasks) >= 8
@@ -77,14 +78,13 @@ def test_wrong_answers_fail(tools: dict[str, Any]) -> None:
         assert score(task, "I don't know.", tools=tools).status == "failed"
 
 
-def test_missing_toolchain_falls_back_to_static_patterns(tools: dict[str, Any]) -> None:
+def test_missing_toolchain_is_unverified_never_a_pass(tools: dict[str, Any]) -> None:
+    """No regex stand-in: without node, even `gcd(){return 0;}`-style answers are not passes."""
     task = next(t for t in load_suite("multi-language").tasks if t.language == "javascript")
     no_node = {**tools, "javascript": None}
     good = score(task, task.reference or "", tools=no_node)
-    assert good.status == "passed" and good.method == "static"
-    assert score(task, "```js\nlet x = 1;\n```", tools=no_node).status == "failed"
-    bare = task.model_copy(update={"static": []})
-    assert score(bare, task.reference or "", tools=no_node).status == "skipped"
+    assert good.status == "unverified" and "UNVERIFIED" in good.reason and not good.passed
+    assert score(task, "```js\nlet x = 1;\n```", tools=no_node).status == "unverified"
 
 
 def test_user_suite_file_and_format_errors(tmp_path: Path) -> None:
@@ -199,17 +199,22 @@ def test_summarize_counts_and_pass_at_k() -> None:
     assert row["ttft_seconds"]["p50"] == pytest.approx(0.15)
 
 
+def fig(passed: int, scored: int, tps: float, ttft: float = 0.1) -> dict[str, Any]:
+    return {
+        "passed": passed,
+        "scored": scored,
+        "output_tokens_per_second": tps,
+        "ttft_seconds": ttft,
+    }
+
+
 FIGS = {
-    "fast-ok": {
-        "complex": {"pass_ratio": 0.5, "output_tokens_per_second": 90, "ttft_seconds": 0.1}
-    },
-    "slow-good": {
-        "complex": {"pass_ratio": 0.8, "output_tokens_per_second": 10, "ttft_seconds": 1}
-    },
-    "fast-good": {
-        "complex": {"pass_ratio": 0.8, "output_tokens_per_second": 40, "ttft_seconds": 2}
-    },
-    "other-class": {"completion": {"pass_ratio": 1.0, "output_tokens_per_second": 500}},
+    "fast-ok": {"complex": fig(5, 10, 90)},
+    "slow-good": {"complex": fig(8, 10, 10, 1)},
+    "fast-good": {"complex": fig(8, 10, 40, 2)},
+    "lucky": {"complex": fig(1, 1, 500)},
+    "zero": {"complex": fig(0, 20, 900)},
+    "other-class": {"completion": fig(10, 10, 500)},
 }
 
 
@@ -222,6 +227,12 @@ FIGS = {
             ["fast-good", "slow-good", "fast-ok"],
         ),
         (["unknown", "fast-ok", "other-class"], "complex", ["fast-ok", "unknown", "other-class"]),
+        # 1/1 (Wilson lower bound 0.21) is behind 8/10 (0.49); a measured 0/20 goes last
+        (
+            ["zero", "lucky", "unknown", "fast-good"],
+            "complex",
+            ["fast-good", "lucky", "unknown", "zero"],
+        ),
         (["a", "b"], "complex", ["a", "b"]),
         ([], "complex", []),
     ],
@@ -241,6 +252,15 @@ def result_row(variant: str, suite: str, ratio: float, ttft: float, tps: float) 
         "pass_ratio": ratio,
         "ttft_seconds": {"p50": ttft},
         "output_tokens_per_second": {"p50": tps},
+    }
+
+
+def task_row(variant: str, task: str, passed: bool) -> dict[str, Any]:
+    return {
+        "variant": variant,
+        "suite": "complex",
+        "task": task,
+        "status": "passed" if passed else "failed",
     }
 
 
@@ -273,12 +293,16 @@ def test_compare_flags_accuracy_and_speed_regressions() -> None:
             result_row("d", "complex", 0.0, 1, 1),
         ]
     }
+    # per task, "a" lost 6 of 10 tasks and gained none: the paired test calls it
+    before["tasks"] = [task_row("a", f"t{i}", True) for i in range(10)]
+    after["tasks"] = [task_row("a", f"t{i}", i >= 6) for i in range(10)]
     found, notes = report.compare(before, after, pass_tolerance=0.05, speed_tolerance=0.2)
     assert [(r.variant, r.metric) for r in found] == [
         ("a", "pass_ratio"),
         ("a", "ttft_seconds"),
         ("a", "output_tokens_per_second"),
     ]
+    assert "McNemar p = 0.016" in found[0].message
     assert any("suite version 1 -> 2" in n for n in notes)
     assert any(n.startswith("d on complex: not in the previous") for n in notes)
 
@@ -431,7 +455,12 @@ def test_cli_end_to_end_exact_pass_ratios_timings_and_compare(
     assert doc["schema"] == 1
     assert doc["proxy"]["mode"] == "in-process"
     assert set(doc["suites"]) == set(CLASSES)
-    assert all(s["version"] == 1 for s in doc["suites"].values())
+    assert {n: s["version"] for n, s in doc["suites"].items()} == {
+        "completion": 2,
+        "instruction": 1,
+        "complex": 2,
+        "multi-language": 2,
+    }
     assert {"cpu_count", "memory_bytes", "os", "python"} <= set(doc["machine"])
     assert doc["sandbox"]["network"] is True
     assert doc["variants"]["good"]["model"] == "up-good"
@@ -459,6 +488,8 @@ def test_cli_end_to_end_exact_pass_ratios_timings_and_compare(
         assert ttft["p50"] < row["e2e_seconds"]["p50"] < 2.0
         assert row["output_tokens_per_second"]["p50"] > 0
         assert row["errors"] == 0
+    # one fake server serves all three: its resource figures are marked as shared
+    assert rows[("good", "complex")]["usage"]["shared_with"] == ["bad", "chat-only"]
     tasks = [t for t in doc["tasks"] if t["variant"] == "bad" and t["suite"] == "complex"]
     assert [t["status"] for t in tasks] == ["passed", "failed", "passed", "failed"]
     assert tasks[0]["served_by"] == "bad" and tasks[0]["output_tokens"] == 5
@@ -479,14 +510,16 @@ def test_cli_end_to_end_exact_pass_ratios_timings_and_compare(
     finally:
         fake.degraded = False
     assert code == 1, out + err
-    assert "REGRESSION good on complex: pass ratio 1.00 -> 0.50" in out
+    # 2 of 4 tasks lost is within chance (exact McNemar p = 0.25): a note, not a regression
+    assert "REGRESSION good on complex: pass ratio" not in out
+    assert "good on complex: pass ratio 1.00 -> 0.50, but 2 lost / 0 gained" in out
     assert "REGRESSION good on complex: median TTFT" in out
     assert "REGRESSION bad" not in out
     assert "generating" not in err
     worse = json.loads((out_dir / "latest.json").read_text())
     assert rows_by(worse)[("good", "complex")]["pass_ratio"] == 0.5
     flagged = {(r["variant"], r["metric"]) for r in worse["comparison"]["regressions"]}
-    assert ("good", "pass_ratio") in flagged and ("good", "ttft_seconds") in flagged
+    assert ("good", "pass_ratio") not in flagged and ("good", "ttft_seconds") in flagged
 
 
 def test_cli_url_mode_and_errors(answering: tuple[AnsweringUpstream, str], tmp_path: Path) -> None:
@@ -510,6 +543,16 @@ def test_cli_url_mode_and_errors(answering: tuple[AnsweringUpstream, str], tmp_p
         assert code == 0, out + err
         doc = json.loads((tmp_path / "o2" / "latest.json").read_text())
         assert set(doc["variants"]) == {"good", "bad", "chat-only"}
+        # without --config the proxy's listing says which variants take FIM: no FIM task
+        # goes to one that can't
+        code, out, err = bench(
+            "--url", proxy_url, "--suite", "completion", "--limit", "1", "--out",
+            str(tmp_path / "o3"), "--no-progress", "--variants", "good,chat-only",
+        )  # fmt: skip
+        assert code == 0, out + err
+        doc = json.loads((tmp_path / "o3" / "latest.json").read_text())
+        assert [(s["variant"], s["suite"]) for s in doc["skipped"]] == [("chat-only", "completion")]
+        assert {r["variant"] for r in doc["results"]} == {"good"}
     assert bench("--suite", "nope", "--url", "http://127.0.0.1:9")[0] == 2
     code, _, err = bench("--config", str(bench_config(tmp_path, url)), "--variants", "ghost")
     assert code == 2 and "unknown variant 'ghost'" in err

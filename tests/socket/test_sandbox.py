@@ -92,11 +92,10 @@ def test_fork_bomb_is_contained(python: str) -> None:
 
 
 def test_writing_outside_its_directory_fails(python: str, tmp_path: Path) -> None:
-    if sandbox.isolation().uid is None:
-        pytest.skip("not root: the candidate runs as this user and may write its files")
     target = tmp_path / "pwned.txt"
     outcome = run_py(python, f"open({str(target)!r}, 'w').write('x')\n")
-    assert outcome.status == "failed" and "PermissionError" in outcome.reason
+    # the host's directories are simply not mounted in the sandbox
+    assert outcome.status == "failed" and "FileNotFoundError" in outcome.reason
     assert not target.exists()
     inside = run_py(python, "open('ok.txt', 'w').write('x')\nprint(open('ok.txt').read())")
     assert inside.status == "passed" and inside.stdout == "x\n"
@@ -136,10 +135,9 @@ def test_the_proxys_environment_is_invisible(python: str, secret: str) -> None:
     assert outcome.status == "passed"
     assert secret not in outcome.stdout + outcome.stderr
     lines = outcome.stdout.splitlines()
-    assert lines[0] == "['HOME', 'LANG', 'PATH', 'TMPDIR']"
+    assert lines[0] == "['HOME', 'LANG', 'PATH', 'PWD', 'TMPDIR']"
     assert lines[1] == "None"
-    if sandbox.isolation().uid is not None:
-        assert lines[2].startswith("denied")
+    assert "VARIANT_PROXY" not in lines[2]  # its parent is the sandbox's own init
 
 
 def test_no_network(python: str) -> None:
@@ -161,7 +159,7 @@ def test_no_network(python: str) -> None:
             assert iso.network_detail and "namespace" not in iso.network_detail
             return
         assert outcome.status == "failed"
-        assert "Network is unreachable" in outcome.reason or "OSError" in outcome.reason
+        assert "Connection refused" in outcome.reason or "unreachable" in outcome.reason
         with pytest.raises(BlockingIOError):
             server.accept()
 
@@ -170,8 +168,9 @@ def test_isolation_is_reported() -> None:
     iso = sandbox.isolation()
     assert isinstance(iso.network, bool) and iso.network_detail
     assert iso.as_dict()["network"] == iso.network
+    assert iso.sandbox == "bubblewrap" and iso.network
     if os.geteuid() == 0:
-        assert iso.network and iso.uid is not None
+        assert iso.uid is not None
 
 
 def test_other_toolchains_and_missing_ones() -> None:
@@ -179,6 +178,6 @@ def test_other_toolchains_and_missing_ones() -> None:
     assert missing.status == "crashed" and "not installed" in missing.reason
     bash = sandbox.run([["bash", "main.sh"]], {"main.sh": "echo $HOME; exit 3\n"})
     assert bash.status == "failed" and bash.returncode == 3
-    assert bash.stdout.strip().endswith("/work")
+    assert bash.stdout.strip() == "/sandbox"
     with pytest.raises(ValueError):
         sandbox.run([["bash", "x"]], {"../escape.sh": ""})

@@ -94,5 +94,5 @@ def test_report_says_which_protocol_each_variant_used() -> None:
     md = markdown(doc)
     assert "- **base** (api: completion): completion" in md
     assert "- **chatty** (api: chat): chat" in md
-    assert "| base | instruction v1 | completion | 1.00 (1/1) |" in md
+    assert "| base | instruction v1 | completion | 1.00 (1/1, CI 0.21–1.00) |" in md
     assert "completion" in text_table(doc).splitlines()[2]
