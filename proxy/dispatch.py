@@ -102,16 +102,24 @@ def header_safe(text: str, limit: int = 200) -> bytes:
 
 
 def _reply(
-    send: Send, upstream: UpstreamRequest, payload: Mapping[str, Any], obs: Observation
+    send: Send,
+    upstream: UpstreamRequest,
+    payload: Mapping[str, Any],
+    obs: Observation,
+    shown: Shown | None = None,
 ) -> Send:
     """The `send` the relay writes to: the client's, or one that converts the answer on
     its way. A chat request a base model served goes back in chat's shape; a Responses
-    request served as chat in the Responses shape (both may apply, stacked); Ollama's
-    native answer in OpenAI's shape (the meter then reads the translated stream, not the
-    backend's NDJSON)."""
+    request served as chat in the Responses shape (both may apply, stacked), labelled with
+    `shown` on the chat answer it is made from; Ollama's native answer in OpenAI's shape
+    (the meter then reads the translated stream, not the backend's NDJSON)."""
     reply = send
     if upstream.responses == "translated":
-        reply = ResponsesAnswerSend(send, payload)
+        if shown is None:
+            reply = ResponsesAnswerSend(send, payload)
+        else:  # the variant from the first event on (`response.created` echoes the request)
+            reply = ResponsesAnswerSend(send, {**payload, "model": shown.variant})
+            reply = AnswerRewrite(reply, repair=None, shown=shown)
     if upstream.adaptation == "transcript":
         reply = ChatAnswerSend(reply)
     elif upstream.adaptation == "ollama-native":
@@ -398,7 +406,8 @@ class Dispatcher:
         replay_id: str | None,
     ) -> Send:
         """The `send` one attempt's answer goes through: as it is, or repaired (a backend
-        with a known quirk, `proxy.quirks`) and labelled (`server.show_variant`)."""
+        with a known quirk, `proxy.quirks`) and labelled (`server.show_variant`). A
+        Responses answer is labelled in `_reply`, on the chat answer it is made from."""
         if endpoint not in ("chat", "completions"):
             return send  # embeddings; a Responses answer has its own shape
         server = rt.cfg.server
@@ -407,14 +416,21 @@ class Dispatcher:
             kind = rt.cfg.backends[attempt.backend].kind
             version = rt.backends[attempt.backend].version
             repairs = repairs_for(kind, version, frozenset(server.repairs_off))
-        show = server.show_variant == "always" or (
-            server.show_variant == "auto" and decision.cls != "direct"
-        )
-        shown = Shown(attempt.variant, decision.cls, replay_id) if show else None
+        shown = self._shown(rt, attempt, decision, replay_id)
         if not repairs and shown is None:
             return send
         repair = StreamRepair(repairs) if repairs else None
         return AnswerRewrite(send, repair=repair, shown=shown)
+
+    @staticmethod
+    def _shown(
+        rt: Runtime, attempt: _Attempt, decision: Decision, replay_id: str | None
+    ) -> Shown | None:
+        """What the answer says about the routing (`server.show_variant`), if anything."""
+        mode = rt.cfg.server.show_variant
+        if mode == "always" or (mode == "auto" and decision.cls != "direct"):
+            return Shown(attempt.variant, decision.cls, replay_id)
+        return None
 
     async def _attempts(
         self,
@@ -465,7 +481,8 @@ class Dispatcher:
             target = self._target(rt, attempt, upstream.path, obs)
             content = upstream.body
             labelled = self._labelled(rt, endpoint, attempt, decision, stream, send, replay_id)
-            reply = _reply(labelled, upstream, payload, obs)
+            shown = self._shown(rt, attempt, decision, replay_id) if upstream.responses else None
+            reply = _reply(labelled, upstream, payload, obs, shown)
             try:
                 await self._attempt(
                     relay,

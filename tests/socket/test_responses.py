@@ -191,8 +191,11 @@ def test_responses_auto_is_classified_like_chat(proxy_url: str, fake: FakeUpstre
             {"role": "user", "content": [{"type": "input_text", "text": "write hello world in C"}]}
         ],
     )
-    assert raw.parse().output_text == "hello from the fake upstream"
+    response = raw.parse()
+    assert response.output_text == "hello from the fake upstream"
     assert raw.headers["x-route-class"] in ("completion", "instruction", "complex")
+    # the variant the proxy chose, not the backend's own model name
+    assert response.model == raw.headers["x-route-variant"]
     assert seen(fake)[-1].body["messages"] == [
         {"role": "user", "content": "write hello world in C"}
     ]
@@ -206,6 +209,7 @@ def test_responses_stream_helper(proxy_url: str, fake: FakeUpstream) -> None:
         events = list(stream)
         final = stream.get_final_response()
     kinds = [e.type for e in events]
+    assert final.model == "up-instruct"  # a named variant: the backend's name, as for chat
     assert kinds[:2] == ["response.created", "response.in_progress"]
     assert kinds[2:4] == ["response.output_item.added", "response.content_part.added"]
     assert kinds.count("response.output_text.delta") == 3
@@ -223,6 +227,17 @@ def test_responses_stream_helper(proxy_url: str, fake: FakeUpstream) -> None:
     assert final.usage is not None and final.usage.output_tokens == 3
     sent = seen(fake)[-1].body
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+
+
+def test_responses_auto_stream_names_the_variant(proxy_url: str) -> None:
+    with client(proxy_url).responses.stream(
+        model="auto", input="write hello world in C", extra_body={"fake": {"chunks": 2}}
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    created = next(e for e in events if e.type == "response.created")
+    assert final.model == created.response.model
+    assert final.model == "instruct"
 
 
 def test_responses_function_tool_round_trip(proxy_url: str, fake: FakeUpstream) -> None:
@@ -289,6 +304,7 @@ def test_responses_function_call_streamed(proxy_url: str, fake: FakeUpstream) ->
         events = list(stream)
         final = stream.get_final_response()
     kinds = [e.type for e in events]
+    assert final.model == "up-instruct"  # a named variant: the backend's name, as for chat
     assert kinds.count("response.output_item.added") == 2
     assert kinds.count("response.function_call_arguments.done") == 2
     deltas = [e for e in events if e.type == "response.function_call_arguments.delta"]
