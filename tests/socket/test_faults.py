@@ -670,9 +670,18 @@ def test_no_leaks_after_many_faulty_requests(
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(one, range(rounds * len(MIX))))
         wait_for(lambda: h.app.tasks() <= tasks, timeout=5)
-        # the only connections left are idle keep-alives in the proxy's pool
-        wait_for(lambda: flaky.open_connections <= 2, timeout=5)
-        wait_for(lambda: _connections_to(flaky.port) <= 2, timeout=5)
+        # the only connections left are idle keep-alives: the relay's pool (as many as
+        # requests that ended well at once, up to the 8 in parallel) and the one the probe
+        # client (httpx: health, identity, serving window) keeps; none held by a finished
+        # request, none half-closed
+        native = h.proxy.native
+        assert native is not None
+
+        def kept() -> int:
+            return native.idle_connections("127.0.0.1", flaky.port) + 1
+
+        wait_for(lambda: flaky.open_connections <= kept() <= 9, timeout=10)
+        wait_for(lambda: _connections_to(flaky.port) <= kept(), timeout=10)
         status = h.status("flaky")
         after_fds = _fds()
     assert status["in_flight"] == 0 and status["queued"] == 0
