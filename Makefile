@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 CACHE ?= $(HOME)/.cache/variant-proxy
 export VARIANT_PROXY_CACHE := $(CACHE)
 
-.PHONY: run test check lint types fmt venv provision system-deps bench bench-classify clean install-service install-user-service
+.PHONY: run test check lint types fmt venv provision system-deps bench-deps bench bench-classify clean install-service install-user-service
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,10 +35,12 @@ DEMO_ENV = VARIANT_PROXY_LLAMA_SERVER="$$(cat $(VENV)/.llama-server)" \
 
 # Debian packages the tests use: a real Prometheus and promtool, systemd-analyze for the
 # unit files, strace for the syscall-filter test, curl for the README recipes, chromium for
-# the browser-origin test (tests/socket/test_origin_browser.py).
-APT_NEEDS := prometheus:prometheus promtool:prometheus systemd-analyze:systemd strace:strace curl:curl shellcheck:shellcheck chromium:chromium bwrap:bubblewrap gcc:gcc node:nodejs
-system-deps:
-	@missing=""; for pair in $(APT_NEEDS); do \
+# the browser tests; and what the benchmark runs answers with (BENCH_NEEDS): bubblewrap
+# for its sandbox, gcc and node for the C and JavaScript tasks.
+BENCH_NEEDS := bwrap:bubblewrap gcc:gcc node:nodejs
+APT_NEEDS := prometheus:prometheus promtool:prometheus systemd-analyze:systemd strace:strace curl:curl shellcheck:shellcheck chromium:chromium $(BENCH_NEEDS)
+define apt_install
+	@missing=""; for pair in $(1); do \
 		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 		command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
@@ -48,6 +50,11 @@ system-deps:
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$(echo $$missing | tr ' ' '\n' | sort -u) >/dev/null; \
 	fi
+endef
+system-deps:
+	$(call apt_install,$(APT_NEEDS))
+bench-deps:
+	$(call apt_install,$(BENCH_NEEDS))
 
 run: provision
 	$(DEMO_ENV) $(VENV)/bin/variant-proxy serve --config config/demo.yaml
@@ -70,7 +77,7 @@ check: lint types test
 
 # The demo's two variants through the proxy: HumanEval by each variant's protocol, speed, RSS
 # (docs/benchmark.md#the-demo-comparison); the report goes to benchmarks/results/demo/.
-bench: provision
+bench: provision bench-deps
 	$(DEMO_ENV) $(VENV)/bin/variant-proxy bench --config config/demo.yaml \
 		--suite instruction --max-tokens 128 --out benchmarks/results/demo
 
