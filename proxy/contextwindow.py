@@ -46,7 +46,7 @@ from typing import Any
 import httpx
 import orjson
 
-from .backends.base import MAX_PROBE_BYTES, join_url
+from .backends.base import get_bounded, join_url
 from .classify.text import estimate_tokens
 
 __all__ = [
@@ -184,10 +184,17 @@ def ollama_default(version: str | None) -> Window:
 
 
 async def _get(
-    client: httpx.AsyncClient, url: str, headers: Mapping[str, str], timeout: float
+    client: httpx.AsyncClient,
+    url: str,
+    headers: Mapping[str, str],
+    timeout: float,
+    body: Any = None,
 ) -> Any:
-    response = await client.get(url, headers=dict(headers), timeout=timeout)
-    if not response.is_success or len(response.content) > MAX_PROBE_BYTES:
+    """The JSON answer to a GET (or, with `body`, a POST), read only up to the probe limit
+    (past it the read stops: a transport error for the caller); None for an error status."""
+    method = "GET" if body is None else "POST"
+    response = await get_bounded(client, url, headers, timeout, method=method, body=body)
+    if not response.is_success:
         return None
     return orjson.loads(response.content)
 
@@ -246,13 +253,8 @@ async def _learn(
         if model in found:
             out[model] = found[model]
             continue
-        response = await client.post(
-            join_url(base_url, "/api/show"),
-            content=orjson.dumps({"model": model}),
-            headers=dict(headers),
-            timeout=timeout,
-        )
-        shown = orjson.loads(response.content) if response.is_success else None
+        show_url = join_url(base_url, "/api/show")
+        shown = await _get(client, show_url, headers, timeout, body={"model": model})
         out[model] = window_from_ollama_show(shown) or ollama_default(version)
     return out
 

@@ -1,4 +1,5 @@
-"""The pin checker reads a bounded amount of a server's identity answers (real sockets).
+"""The pin checker and the window learner read a bounded amount of a server's answers
+(real sockets).
 
 A server that answers its model list or `/props` with an endless or huge body must not
 make the checker hold it: the read stops past the probe limit and the identity is
@@ -14,6 +15,7 @@ import httpx
 import psutil
 import pytest
 
+from proxy import contextwindow
 from proxy.backends.base import MAX_PROBE_BYTES
 from proxy.backends.identity import Identity, IdentityUnavailable, fetch_identity
 
@@ -82,3 +84,21 @@ def test_an_endless_show_answer_leaves_the_listed_identity() -> None:
     assert isinstance(found, Identity)
     assert found.fields["digest"] == "ab" * 32
     assert "sha256" not in found.fields
+
+
+async def _windows(kind: str) -> object:
+    server = await asyncio.start_server(_handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, httpx.AsyncClient() as client:
+        return await asyncio.wait_for(
+            contextwindow.learn(kind, client, f"http://127.0.0.1:{port}", {}, ["m"]), 30
+        )
+
+
+@pytest.mark.parametrize("kind", ["llamacpp", "vllm", "ollama"])
+def test_an_endless_props_answer_teaches_no_window(kind: str) -> None:
+    """The serving window is read the same bounded way (`/props`, `/v1/models`,
+    `/api/ps`, `/api/show`): nothing learned, memory flat."""
+    rss = psutil.Process().memory_info().rss
+    assert asyncio.run(_windows(kind)) == {}
+    assert psutil.Process().memory_info().rss - rss < 64 * 1024 * 1024
