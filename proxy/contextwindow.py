@@ -52,6 +52,7 @@ from .classify.text import estimate_tokens
 __all__ = [
     "ESTIMATE_MARGIN",
     "OLLAMA_DEFAULT",
+    "OLLAMA_PS_SOURCE",
     "Window",
     "borderline",
     "count",
@@ -137,6 +138,11 @@ def window_from_lmstudio(models: Any) -> dict[str, Window]:
     return out
 
 
+#: the source of a window read from Ollama's `/api/ps`: the loaded runner's context, which
+#: may be a `num_ctx` some request asked for rather than what the next one gets
+OLLAMA_PS_SOURCE = "Ollama /api/ps context_length"
+
+
 def window_from_ollama_ps(ps: Any) -> dict[str, Window]:
     """Ollama `/api/ps`: the `context_length` each loaded model runs with (newer servers)."""
     out: dict[str, Window] = {}
@@ -148,7 +154,7 @@ def window_from_ollama_ps(ps: Any) -> dict[str, Window]:
         for key in ("name", "model"):
             name = entry.get(key)
             if n and isinstance(name, str):
-                out[name] = Window(n, "Ollama /api/ps context_length")
+                out[name] = Window(n, OLLAMA_PS_SOURCE)
     return out
 
 

@@ -270,6 +270,11 @@ class Runtime:
             for backend in spec.backends:
                 learned = self.backends[backend].windows
                 seen = learned.get(spec.model) or learned.get(contextwindow.ANY)
+                ps = seen is not None and seen.source == contextwindow.OLLAMA_PS_SOURCE
+                if spec.num_ctx is not None and ps:
+                    # not chat: /v1/completions can't carry num_ctx, so Ollama serves its
+                    # default, whatever larger num_ctx a chat request just loaded
+                    seen = contextwindow.ollama_default(self.backends[backend].version)
                 if seen is not None and (found is None or seen.tokens < found.tokens):
                     found = seen
             if found is not None:

@@ -217,6 +217,10 @@ def test_num_ctx_is_the_window_for_chat_and_goes_native() -> None:
     rt.backends["ol"].windows = OLLAMA["ol"]  # the server's own 4096 without num_ctx
     assert rt.windows(["long"])["long"] == cw.Window(32768, "num_ctx sent to Ollama /api/chat")
     assert rt.windows(["long"], "completions")["long"].tokens == 4096
+    # /api/ps reports the 32768 a chat just loaded; a completion still gets the default
+    rt.backends["ol"].windows = {"qwen2.5:7b": cw.Window(32768, "Ollama /api/ps context_length")}
+    rt.backends["ol"].version = "0.20.4"
+    assert rt.windows(["long"], "completions")["long"] == cw.ollama_default("0.20.4")
     upstream = rt.upstream_for("long", "chat", chat("hi", model="long"))
     assert upstream.path == "/api/chat" and upstream.adaptation == "ollama-native"
     sent = orjson.loads(upstream.body)
