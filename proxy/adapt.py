@@ -28,7 +28,16 @@ from typing import Any, Literal, Protocol
 from .prompting import ChatStream, completion_to_chat
 from .responses import ResponseStream, chat_to_response
 
-__all__ = ["Adaptation", "AnswerSend", "ChatAnswerSend", "ResponsesAnswerSend", "UpstreamRequest"]
+__all__ = [
+    "Adaptation",
+    "AnswerSend",
+    "ChatAnswerSend",
+    "ResponsesAnswerSend",
+    "Send",
+    "UpstreamRequest",
+    "header_value",
+    "send_whole",
+]
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 #: "transcript": a chat request rendered as a plain prompt for a base model;
@@ -64,11 +73,23 @@ class UpstreamRequest:
         return out
 
 
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
+def header_value(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
+    """The value of header `name` (lower case) in ASGI `headers`, or b""."""
     for key, value in headers:
         if key.lower() == name:
             return value
     return b""
+
+
+async def send_whole(send: Send, start: Mapping[str, Any] | None, body: bytes) -> None:
+    """Send a whole converted answer: `start` (the upstream's; a 200 when there was none)
+    with its content-length set to `body`'s, then `body`. Every answer-converting `send`
+    ends a JSON answer here."""
+    start = dict(start or {"type": "http.response.start", "status": 200})
+    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+    start["headers"] = [*headers, (b"content-length", str(len(body)).encode())]
+    await send(start)
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 class _Stream(Protocol):
@@ -91,7 +112,7 @@ class AnswerSend:
     async def __call__(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", []))
-            ctype = _header(headers, b"content-type").lower()
+            ctype = header_value(headers, b"content-type").lower()
             if message["status"] >= 400:
                 self._mode = "pass"
             elif ctype.startswith(b"text/event-stream"):
@@ -121,12 +142,7 @@ class AnswerSend:
             await self._send({"type": "http.response.body", "body": out, "more_body": more})
 
     async def _send_whole(self) -> None:
-        body = self._whole(bytes(self._body))
-        start = dict(self._start or {"type": "http.response.start", "status": 200})
-        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-        start["headers"] = [*headers, (b"content-length", str(len(body)).encode())]
-        await self._send(start)
-        await self._send({"type": "http.response.body", "body": body, "more_body": False})
+        await send_whole(self._send, self._start, self._whole(bytes(self._body)))
 
 
 class ChatAnswerSend(AnswerSend):

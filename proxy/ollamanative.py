@@ -34,14 +34,15 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import orjson
 
+from .adapt import Send, send_whole
+
 __all__ = ["NATIVE_PATH", "NativeAnswerSend", "NativeStream", "chat_request", "to_completion"]
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 NATIVE_PATH = "/api/chat"
 
 _OPTIONS = {
@@ -353,10 +354,5 @@ class NativeAnswerSend:
                 start = {**start, "status": 502}
         if self._meter is not None:
             self._meter(body, time.perf_counter())
-        headers = [
-            *start.get("headers", []),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        await self._send({**start, "headers": headers})
-        await self._send({"type": "http.response.body", "body": body, "more_body": False})
+        json_type = (b"content-type", b"application/json")
+        await send_whole(self._send, {**start, "headers": [*start["headers"], json_type]}, body)

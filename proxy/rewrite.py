@@ -26,17 +26,16 @@ are; a `finish_reason` the backend never sent is added just before `[DONE]`.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
 
+from .adapt import Send, header_value, send_whole
 from .quirks import StreamRepair
 
 __all__ = ["EXTENSION", "AnswerRewrite", "Shown"]
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 #: the extension field with the routing decision, in a body or a finishing chunk
 EXTENSION = "x_route"
@@ -61,13 +60,6 @@ class Shown:
         return out
 
 
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
-    for key, value in headers:
-        if key.lower() == name:
-            return value
-    return b""
-
-
 class AnswerRewrite:
     """An ASGI `send` that repairs and labels an answer, event by event."""
 
@@ -84,7 +76,7 @@ class AnswerRewrite:
     async def __call__(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", []))
-            ctype = _header(headers, b"content-type").lower()
+            ctype = header_value(headers, b"content-type").lower()
             if message["status"] >= 400:
                 self._mode = "pass"
             elif ctype.startswith(b"text/event-stream"):
@@ -186,11 +178,7 @@ class AnswerRewrite:
             answer["model"] = shown.variant
             answer[EXTENSION] = shown.extension()
             body = orjson.dumps(answer)
-        start = dict(self._start or {"type": "http.response.start", "status": 200})
-        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-        start["headers"] = [*headers, (b"content-length", str(len(body)).encode())]
-        await self._send(start)
-        await self._send({"type": "http.response.body", "body": body, "more_body": False})
+        await send_whole(self._send, self._start, body)
 
 
 def _finishing(chunk: dict[str, Any]) -> bool:
