@@ -28,6 +28,7 @@ from proxy.activity import ActivityLog, Entry  # noqa: E402
 from proxy.app import create_app  # noqa: E402
 from proxy.config import parse_config  # noqa: E402
 from proxy.dispatch import Outcome  # noqa: E402
+from proxy.edge import activity_entry  # noqa: E402
 from proxy.statuspage import status_document  # noqa: E402
 from proxy.streammeter import StreamStats  # noqa: E402
 
@@ -61,23 +62,7 @@ def hook(iterations: int) -> tuple[float, float]:
     for _ in range(7):
         t0 = time.perf_counter_ns()
         for _ in range(iterations):
-            log.append(
-                Entry(
-                    time.time(),
-                    "chat",
-                    outcome.cls,
-                    outcome.rule,
-                    outcome.variant,
-                    outcome.tried,
-                    outcome.status,
-                    outcome.duration,
-                    rid.decode("ascii"),
-                    outcome.stats,
-                    False,
-                    None,
-                    None,
-                )
-            )
+            log.append(activity_entry("chat", outcome, rid, False))
         runs.append((time.perf_counter_ns() - t0) / iterations)
         t0 = time.perf_counter_ns()
         for _ in range(iterations):

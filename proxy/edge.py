@@ -39,7 +39,7 @@ from .upstream import Headers, Receive, Send
 if TYPE_CHECKING:
     from .service import Proxy
 
-__all__ = ["OpenAIEndpoint", "read_body", "request_id", "send_error"]
+__all__ = ["OpenAIEndpoint", "activity_entry", "read_body", "request_id", "send_error"]
 
 log = logging.getLogger("variant_proxy")
 
@@ -105,23 +105,35 @@ class OpenAIEndpoint:
         finally:
             proxy.dispatcher.record(endpoint, outcome, started)
             # the status page's one hook: an append to a bounded ring, nothing computed
-            proxy.activity.append(
-                Entry(
-                    time.time(),
-                    endpoint,
-                    outcome.cls,
-                    outcome.rule,
-                    outcome.variant,
-                    outcome.tried,
-                    outcome.status,
-                    outcome.duration,
-                    rid.decode("ascii"),
-                    outcome.stats,
-                    not user,
-                    outcome.reason if rt.cfg.server.log_prompts else None,
-                    prompt,
-                )
-            )
+            reason = outcome.reason if rt.cfg.server.log_prompts else None
+            proxy.activity.append(activity_entry(endpoint, outcome, rid, not user, reason, prompt))
+
+
+def activity_entry(
+    endpoint: str,
+    outcome: Outcome,
+    rid: bytes,
+    bench: bool,
+    reason: str | None = None,
+    prompt: str | None = None,
+) -> Entry:
+    """What the status page keeps of a finished request (`benchmarks/status_page.py`
+    times exactly this)."""
+    return Entry(
+        time.time(),
+        endpoint,
+        outcome.cls,
+        outcome.rule,
+        outcome.variant,
+        outcome.tried,
+        outcome.status,
+        outcome.duration,
+        rid.decode("ascii"),
+        outcome.stats,
+        bench,
+        reason,
+        prompt,
+    )
 
 
 def _scan_headers(scope: Mapping[str, Any]) -> tuple[int, bool]:
