@@ -25,6 +25,17 @@ def require_real_server() -> tuple[str, str]:
     return binary, model
 
 
+def llama_argv(
+    binary: str, *, alias: str = "gemma3-270m", ctx: int = 1024, extra: tuple[str, ...] = ()
+) -> list[str]:
+    """A managed `llama-server` command for the real tests: one slot of `ctx` tokens,
+    `{model}` and `{port}` left for the supervisor to fill in."""
+    return [
+        binary, "-m", "{model}", "--host", "127.0.0.1", "--port", "{port}",
+        "--alias", alias, "-c", str(ctx), "-np", "1", *extra,
+    ]  # fmt: skip
+
+
 def make_config(url: str, **server: Any) -> dict[str, Any]:
     """Two backends on one upstream so fallbacks can be exercised."""
     return {

@@ -18,7 +18,7 @@ import yaml
 
 from proxy.app import Proxy, create_app
 from proxy.contextwindow import PER_MESSAGE
-from tests.helpers.config import require_real_server
+from tests.helpers.config import llama_argv, require_real_server
 from tests.helpers.fakeupstream import run_server
 
 pytestmark = pytest.mark.real_server
@@ -32,21 +32,7 @@ PROSE = (
 def server(ctx: int) -> dict[str, Any]:
     return {
         "kind": "llamacpp",
-        "command": [
-            "${VARIANT_PROXY_LLAMA_SERVER}",
-            "-m",
-            "{model}",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "{port}",
-            "--alias",
-            "gemma3-270m",
-            "-c",
-            str(ctx),
-            "-np",
-            "1",
-        ],
+        "command": llama_argv("${VARIANT_PROXY_LLAMA_SERVER}", ctx=ctx),
         "model_file": "${VARIANT_PROXY_MODEL}",
         "start": "eager",
         "start_timeout": 120,

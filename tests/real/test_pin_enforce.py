@@ -12,7 +12,7 @@ import yaml
 
 from proxy.app import create_app
 from proxy.backends.identity import sha256_file
-from tests.helpers.config import require_real_server
+from tests.helpers.config import llama_argv, require_real_server
 from tests.helpers.fakeupstream import FakeUpstream, run_server
 from tests.real.test_pinning import rename_model
 
@@ -34,21 +34,7 @@ def test_drifted_variant_is_routed_around_and_refused_directly(
         "backends": {
             "gemma": {
                 "kind": "llamacpp",
-                "command": [
-                    binary,
-                    "-m",
-                    "{model}",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    "{port}",
-                    "--alias",
-                    "gemma3-270m",
-                    "-c",
-                    "1024",
-                    "-np",
-                    "1",
-                ],
+                "command": llama_argv(binary),
                 "model_file": str(served),
                 "start_timeout": 120,
             },

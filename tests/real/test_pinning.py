@@ -33,20 +33,11 @@ from proxy.pinning import (
     write_lockfile,
 )
 from proxy.supervisor import ManagedProcess, find_free_port, render_command
-from tests.helpers.config import require_real_server
+from tests.helpers.config import llama_argv, require_real_server
 
 pytestmark = pytest.mark.real_server
 
-LLAMA_ARGV = [
-    "{binary}",
-    "-m", "{model}",
-    "--host", "127.0.0.1",
-    "--port", "{port}",
-    "--alias", "gemma3-270m",
-    "-c", "1024",
-    "-np", "1",
-    "-t", "2",
-]  # fmt: skip
+LLAMA_ARGV = llama_argv("{binary}", extra=("-t", "2"))
 
 
 def rename_model(path: Path) -> None:

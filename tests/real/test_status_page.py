@@ -20,7 +20,7 @@ import yaml
 
 from proxy.app import create_app
 from proxy.backends.identity import sha256_file
-from tests.helpers.config import require_real_server
+from tests.helpers.config import llama_argv, require_real_server
 from tests.helpers.fakeupstream import FakeUpstream, run_server
 from tests.helpers.statusdom import StatusDom
 from tests.real.test_pinning import rename_model
@@ -30,8 +30,7 @@ pytestmark = [pytest.mark.real_server, pytest.mark.slow]
 
 
 def _config(tmp_path: Path, binary: str, served: Path, pinned_sha: str, fake: str) -> Path:
-    argv = [binary, "-m", "{model}", "--host", "127.0.0.1", "--port", "{port}"]
-    argv += ["--alias", "gemma3-270m", "-c", "1024", "-np", "1"]
+    argv = llama_argv(binary)
     cfg = {
         "server": {
             "state_dir": str(tmp_path / "state"),

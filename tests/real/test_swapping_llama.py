@@ -18,7 +18,7 @@ import yaml
 
 from proxy.app import create_app
 from proxy.service import Proxy
-from tests.helpers.config import require_real_server
+from tests.helpers.config import llama_argv, require_real_server
 from tests.helpers.fakeupstream import run_server
 
 pytestmark = pytest.mark.real_server
@@ -27,10 +27,7 @@ pytestmark = pytest.mark.real_server
 def llama(binary: str, model: str, alias: str) -> dict[str, Any]:
     return {
         "kind": "llamacpp",
-        "command": [
-            binary, "-m", "{model}", "--host", "127.0.0.1", "--port", "{port}",
-            "--alias", alias, "-c", "1024", "-np", "1", "-t", "2",
-        ],
+        "command": llama_argv(binary, alias=alias, extra=("-t", "2")),
         "model_file": model,
         "start": "lazy",
         "start_timeout": 120,
