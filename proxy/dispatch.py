@@ -471,7 +471,7 @@ class Dispatcher:
             previous = name
             attempt_headers = self._route_headers(headers, name, first)
             upstream = rt.upstream_for(
-                name, endpoint, payload, raw, decision.prompt_fim, attempt.backend
+                name, endpoint, payload, raw, decision.prompt_fim, attempt.backend, decision.chat
             )
             attempt_headers += upstream.headers()
             tried = attempt_headers[len(headers) :]

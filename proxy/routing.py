@@ -101,6 +101,8 @@ class Decision:
     #: the prompt's size against the candidates' windows, when a window was consulted:
     #: `prompt_tokens`, `counted_by` (an estimate or a tokenizer) and `windows`
     context: Mapping[str, Any] | None = field(default=None, compare=False)
+    #: a Responses request as the chat request it is routed (and, translated, sent) as
+    chat: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         out = {

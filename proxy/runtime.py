@@ -192,8 +192,11 @@ class Runtime:
         explanation only reads. `counted`: the prompt's tokens by a tokenizer, and which."""
         if endpoint == "responses":
             # routed as the chat request it is served as (or relayed as, when the backend
-            # serves the API itself): the same classes, signals and needs as chat
-            endpoint, payload = "chat", responses.to_chat(payload)
+            # serves the API itself): the same classes, signals and needs as chat; the
+            # translation rides on the decision, so each attempt sends it without redoing it
+            chat = responses.to_chat(payload)
+            routed = self.decide("chat", chat, eligible, rank, memory, learn=learn, counted=counted)
+            return replace(routed, chat=chat)
         model = str(payload["model"])
         size = _PromptSize(payload, counted)
         target = self.router.resolve(model)
@@ -421,13 +424,14 @@ class Runtime:
         raw: bytes = b"",
         prompt_fim: fim.PromptFim | None = None,
         backend: str | None = None,
+        chat: dict[str, Any] | None = None,
     ) -> UpstreamRequest:
         """What one attempt on `variant` (on `backend`) sends: the path and body
         (`body_for`), adapted when the variant can't take the request as sent
         (`proxy.prompting`): chat to a base model goes to `/v1/completions` as a
         transcript; infill to a model without FIM goes as its prefix only. A Responses
         request goes as sent to a backend that serves the API, else as chat
-        (`proxy.responses`)."""
+        (`proxy.responses`; `chat` is that translation when the decision made it)."""
         if endpoint == "responses":
             backend = backend or self.cfg.variants[variant].backend
             if self.serves_responses(variant, backend):
@@ -435,8 +439,8 @@ class Runtime:
                 body = responses.with_limits(payload, spec.defaults, spec.caps.max_tokens)
                 content = self.body_for(variant, endpoint, body, raw if body is payload else b"")
                 return UpstreamRequest(ENDPOINTS[endpoint][0], content, None, responses="native")
-            chat = self.upstream_for(variant, "chat", responses.to_chat(payload))
-            return replace(chat, responses="translated")
+            as_chat = chat if chat is not None else responses.to_chat(payload)
+            return replace(self.upstream_for(variant, "chat", as_chat), responses="translated")
         adaptation = self._adaptation(variant, endpoint, payload, prompt_fim)
         path = ENDPOINTS[endpoint][0]
         if adaptation == "transcript":
