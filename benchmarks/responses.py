@@ -3,11 +3,12 @@
 
 Run: .venv/bin/python benchmarks/responses.py [iterations]
 
-Per request the request is translated three times (`check` at parse, `to_chat` to
-classify, `to_chat` for the attempt), so the table shows `check` and `to_chat` on a
-small ask and on a 40-step agent conversation (50 KB of instructions, 20 tool round
-trips, 15 tools); per streamed event, `ResponseStream.feed` on one chat delta. Prints a
-table; asserts nothing. Target: well under the proxy's ~0.5 ms per request.
+Per request the request is checked once (`check`, at parse) and translated once
+(`to_chat`, when it is routed; every attempt sends that translation), so the table
+shows `check` and `to_chat` on a small ask and on a 40-step agent conversation (50 KB
+of instructions, 20 tool round trips, 15 tools); per streamed event,
+`ResponseStream.feed` on one chat delta. Prints a table; asserts nothing. Target:
+well under the proxy's ~0.5 ms per request.
 """
 
 from __future__ import annotations
